@@ -1,0 +1,193 @@
+"""The one place that opens DuckDB: connections, the sql/ model runner, and publishing.
+
+Rules this module enforces (see docs/adr):
+- one read-write connection per process and per thread; analysts open the published file
+  read-only;
+- models are plain SELECT statements in `sql/<layer>/<relation>.sql`, run in layer order
+  (staging, intermediate, marts) and, inside a layer, in dependency order;
+- config values reach SQL as DuckDB variables (`getvariable('name')`) or bound
+  parameters, never pasted into SQL text;
+- a night is published by building a new file and `os.replace`-ing it over the old one,
+  so readers always see one whole night.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from cjm_analytics.errors import WarehouseError
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts")
+#: DuckDB 1.5 clients (analysts' CLI, DBeaver) must be able to open the published file.
+STORAGE_COMPATIBILITY = "v1.5.0"
+_VARIABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def connect(
+    path: str | Path | None = None,
+    *,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    temp_directory: str | Path | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open DuckDB (in memory when `path` is None) with the pipeline's settings."""
+    config: dict[str, Any] = {}
+    if path is not None and not read_only:
+        config["storage_compatibility_version"] = STORAGE_COMPATIBILITY
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if threads:
+        config["threads"] = threads
+    if temp_directory:
+        config["temp_directory"] = str(temp_directory)
+    database = ":memory:" if path is None else str(path)
+    try:
+        con = duckdb.connect(database, read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        raise WarehouseError(
+            f"cannot open DuckDB file {database} ({'read-only' if read_only else 'read-write'}): "
+            f"{exc}. Another process may hold it read-write; analysts should open the "
+            f"published warehouse with read_only=True"
+        ) from None
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+@contextmanager
+def connection(path: str | Path | None = None, **kwargs: Any) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`connect()` as a context manager that always closes."""
+    con = connect(path, **kwargs)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def set_variables(con: duckdb.DuckDBPyConnection, variables: Mapping[str, Any]) -> None:
+    """Expose values to SQL models as `getvariable('name')`; values are bound, never pasted."""
+    for name, value in variables.items():
+        if not _VARIABLE_NAME.match(name):
+            raise WarehouseError(f"invalid SQL variable name {name!r}: use lower_snake_case")
+        con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
+@dataclass(frozen=True)
+class Model:
+    """One sql/ model: `layer/name.sql` becomes the table `name`."""
+
+    layer: str
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8").strip().rstrip(";")
+
+
+def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -> list[Model]:
+    """All models in layer order, and inside a layer in dependency order."""
+    ordered: list[Model] = []
+    for layer in layers:
+        folder = sql_dir / layer
+        models = [Model(layer, p.stem, p) for p in sorted(folder.glob("*.sql"))] if folder.is_dir() else []
+        ordered.extend(_dependency_order(models))
+    return ordered
+
+
+def _dependency_order(models: list[Model]) -> list[Model]:
+    """Topological order of models by the relation names their SQL mentions."""
+    by_name = {m.name: m for m in models}
+    deps = {
+        m.name: {
+            other
+            for other in by_name
+            if other != m.name and re.search(rf"\b{re.escape(other)}\b", _strip_comments(m.sql))
+        }
+        for m in models
+    }
+    ordered: list[Model] = []
+    done: set[str] = set()
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            raise WarehouseError(f"sql models form a cycle through {name!r}")
+        visiting.add(name)
+        for dep in sorted(deps[name]):
+            visit(dep)
+        visiting.discard(name)
+        done.add(name)
+        ordered.append(by_name[name])
+
+    for name in sorted(by_name):
+        visit(name)
+    return ordered
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*", "", sql)
+
+
+def run_models(
+    con: duckdb.DuckDBPyConnection,
+    models: list[Model] | None = None,
+) -> list[str]:
+    """Materialize each model as a table, each in its own transaction; returns table names."""
+    built: list[str] = []
+    for model in models if models is not None else discover_models():
+        try:
+            con.execute("BEGIN")
+            con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}')
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise WarehouseError(f"sql model {model.layer}/{model.name}.sql failed: {exc}") from exc
+        built.append(model.name)
+    return built
+
+
+def run_sql_tests(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> dict[str, int]:
+    """Run sql/tests/*.sql (queries that must return no rows); returns failing row counts."""
+    failures: dict[str, int] = {}
+    folder = sql_dir / "tests"
+    for path in sorted(folder.glob("*.sql")) if folder.is_dir() else []:
+        query = path.read_text(encoding="utf-8").strip().rstrip(";")
+        count = con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]  # type: ignore[index]
+        if count:
+            failures[path.stem] = int(count)
+    return failures
+
+
+def publish(built: Path, target: Path, keep_previous: bool = True) -> Path:
+    """Atomically replace `target` by the finished file `built` (same folder, closed).
+
+    Readers holding the old file open keep their snapshot; new connections see the new
+    night. The previous file is kept as `<target>.previous` for rollback.
+    """
+    built, target = Path(built), Path(target)
+    if not built.is_file():
+        raise WarehouseError(f"nothing to publish: {built} does not exist")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stale_wal = target.with_name(target.name + ".wal")
+    if stale_wal.exists():
+        stale_wal.unlink()
+    if keep_previous and target.exists():
+        previous = target.with_name(target.name + ".previous")
+        shutil.copy2(target, previous.with_name(previous.name + ".tmp"))
+        os.replace(previous.with_name(previous.name + ".tmp"), previous)
+    os.replace(built, target)
+    return target
