@@ -246,6 +246,22 @@ class WarehouseSettings(_Strict):
     temp_directory: str | None = None
 
 
+class MiningSettings(_Strict):
+    """Process mining: model discovery from variants and conformance to the designed journey."""
+
+    noise_threshold: float = Field(
+        default=0.2, ge=0, le=1, description="inductive miner (IMf) noise threshold; 0 = plain IM"
+    )
+    heuristics_dependency_threshold: float = Field(default=0.5, ge=0, le=1)
+    conformance_variant_coverage: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="replay the most frequent stage variants covering this share of journeys",
+    )
+    conformance_max_variants: int = Field(default=20000, ge=1)
+
+
 class Pii(_Strict):
     salt_env: str = Field(default="CJM_PII_SALT", pattern=r"^[A-Z_][A-Z0-9_]*$")
 
@@ -269,6 +285,7 @@ class JourneyConfig(_Strict):
     schedule: Schedule = Field(default_factory=Schedule)
     alerts: list[AlertRule] = Field(default_factory=list)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    mining: MiningSettings = Field(default_factory=MiningSettings)
 
     @model_validator(mode="after")
     def _stages_consistent(self) -> JourneyConfig:
