@@ -220,6 +220,26 @@ class FunnelSettings(_Strict):
     mode: Literal["furthest", "ordered"] = "furthest"
     benchmark_min_journeys: int = Field(default=200, ge=1)
     cohort_weeks_recent: int = Field(default=8, ge=1)
+    dropoff_min_journeys: int = Field(
+        default=5, ge=1, description="a drop-off driver is tested only when this many journeys have it"
+    )
+
+
+class EmotionSettings(_Strict):
+    """Which touchpoints are calls, failed calls and negative outcomes (the emotion line)."""
+
+    call_events: list[str] = Field(
+        default_factory=lambda: ["call_answered", "call_abandoned", "call_voicemail"],
+        description="event names that are the outcome of one call",
+    )
+    failed_call_events: list[str] = Field(
+        default_factory=lambda: ["call_abandoned", "call_voicemail"],
+        description="event names of calls that failed (abandoned in queue, voicemail)",
+    )
+    negative_outcomes: list[str] = Field(
+        default_factory=lambda: ["abandoned", "voicemail", "lost", "declined", "cancelled", "complaint"],
+        description="values of the `outcome` column that count as a negative outcome",
+    )
 
 
 class Schedule(_Strict):
@@ -286,6 +306,7 @@ class JourneyConfig(_Strict):
     alerts: list[AlertRule] = Field(default_factory=list)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     mining: MiningSettings = Field(default_factory=MiningSettings)
+    emotion: EmotionSettings = Field(default_factory=EmotionSettings)
 
     @model_validator(mode="after")
     def _stages_consistent(self) -> JourneyConfig:
