@@ -1,0 +1,358 @@
+"""One nightly run in plain Python: the steps the Prefect flow calls as tasks.
+
+ingest -> build a NEW warehouse file beside the published one (load the lake, stitch) ->
+stages and journeys -> mining -> history and what changed -> report -> publish (CHECKPOINT,
+close, atomic `os.replace`; the previous file stays as `<warehouse>.previous`).
+
+Every step is a small function of a `Night` (what the run is) that returns the facts it
+learned as a dict; `run_night` merges them and records the run in `paths.runs` whether it
+succeeds or fails. A run that raises, or is killed, never touches the published file:
+the half-built file is only ever `<warehouse stem>.building-<run_id>.duckdb`, removed by the
+failure handler or by the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from cjm_analytics import changes, history, warehouse
+from cjm_analytics.config import JourneyConfig
+from cjm_analytics.history import RunRecord, utc_now
+
+log = logging.getLogger(__name__)
+STEPS: tuple[str, ...] = ("ingest", "build", "stages", "mining", "changes", "report", "publish")
+Facts = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Night:
+    """One nightly run: its id, the config it runs with and where it writes."""
+
+    cfg: JourneyConfig
+    run_id: str
+    started_at: datetime
+    as_of: datetime | None
+    is_full_rebuild: bool
+    build_path: Path
+    out_dir: Path
+    lake_swap: tuple[Path, Path] | None = None  # (rebuilt lake, published lake) on a full rebuild
+
+
+@dataclass
+class RunResult:
+    """What a finished night reports back to the CLI, the flow and the tests."""
+
+    record: RunRecord
+    warehouse_path: Path
+    report_path: Path | None
+    facts: Facts = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.record.status == "succeeded"
+
+
+def building_path(target: Path, run_id: str) -> Path:
+    """The file a run builds beside the published warehouse."""
+    return target.with_name(f"{target.stem}.building-{run_id}{target.suffix}")
+
+
+def _remove_stale_builds(target: Path) -> None:
+    for stale in target.parent.glob(f"{target.stem}.building-*{target.suffix}*"):
+        stale.unlink(missing_ok=True)
+
+
+def start_night(
+    cfg: JourneyConfig, as_of: datetime | None = None, full_rebuild: bool = False
+) -> Night:
+    """Record a new run as `running` and prepare where it builds (old half-built files go)."""
+    started_at = utc_now()
+    run_id = history.new_run_id(started_at)
+    target = cfg.warehouse_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(target)
+    lake_swap = None
+    if full_rebuild:
+        rebuilt = cfg.lake_dir.with_name(f"{cfg.lake_dir.name}.rebuild-{run_id}")
+        lake_swap = (rebuilt, cfg.lake_dir)
+        cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"lake": str(rebuilt)})})
+    night = Night(
+        cfg=cfg,
+        run_id=run_id,
+        started_at=started_at,
+        as_of=as_of,
+        is_full_rebuild=full_rebuild,
+        build_path=building_path(target, run_id),
+        out_dir=history.run_dir(cfg.runs_dir, run_id),
+        lake_swap=lake_swap,
+    )
+    history.save_run(cfg.runs_dir, _record(night, {}, status="running"))
+    return night
+
+
+def open_build(night: Night) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to the night's new warehouse file, with the config's limits."""
+    settings = night.cfg.warehouse
+    temp = night.cfg.resolve(settings.temp_directory) if settings.temp_directory else None
+    return warehouse.connect(
+        night.build_path,
+        memory_limit=settings.memory_limit,
+        threads=settings.threads,
+        temp_directory=temp,
+    )
+
+
+def _summary_facts(summary: Any, names: dict[str, str]) -> Facts:
+    """Pick the counts a step's summary object offers (attribute -> fact name)."""
+    facts: Facts = {}
+    for attribute, fact in names.items():
+        value = (
+            summary.get(attribute)
+            if isinstance(summary, dict)
+            else getattr(summary, attribute, None)
+        )
+        if value is not None:
+            facts[fact] = value
+    return facts
+
+
+def ingest_step(night: Night) -> Facts:
+    """Ingest new source files into the lake (idempotent; a full rebuild starts a new lake)."""
+    from cjm_analytics.ingest import ingest
+
+    summary = ingest(night.cfg)
+    return _summary_facts(
+        summary,
+        {
+            "rows_read": "rows_read_count",
+            "rows_loaded": "rows_loaded_count",
+            "rows_rejected": "rows_rejected_count",
+            "files_loaded": "files_loaded_count",
+            "files_skipped": "files_skipped_count",
+        },
+    )
+
+
+def build_step(night: Night) -> Facts:
+    """Create the new warehouse file: the lake's events, rejects, and stitched customers."""
+    from cjm_analytics.identity import stitch
+    from cjm_analytics.ingest import load_lake
+
+    with _build(night) as con:
+        load_lake(con, night.cfg)
+        summary = stitch(con, night.cfg)
+        con.execute("CHECKPOINT")
+    return _summary_facts(
+        summary, {"customer_count": "customer_count", "event_count": "event_count"}
+    )
+
+
+def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> datetime:
+    """The run's as-of time: the given one, else the latest event (never later than now)."""
+    if as_of is not None:
+        return as_of.replace(tzinfo=None) if as_of.tzinfo is None else _to_naive_utc(as_of)
+    latest = con.execute(
+        "SELECT max(event_at) FROM events WHERE event_at <= ?", [utc_now()]
+    ).fetchone()
+    return latest[0] if latest and latest[0] is not None else utc_now()
+
+
+def _to_naive_utc(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def stages_step(night: Night) -> Facts:
+    """Map touchpoints to stages and build journeys, the funnel and the constraint."""
+    from cjm_analytics import journeys
+
+    with _build(night) as con:
+        as_of = resolve_as_of(con, night.as_of)
+        journeys.build_journey_models(con, night.cfg, as_of)
+        con.execute("CHECKPOINT")
+        facts: Facts = {"as_of": as_of, "journey_count": _count(con, "journeys")}
+        facts["constraint_transition"] = constraint_transition(con)
+    return facts
+
+
+def constraint_transition(con: duckdb.DuckDBPyConnection) -> str | None:
+    """'from_stage -> to_stage' of tonight's constraint, from the `constraint_stage` table."""
+    from cjm_analytics.reports.constraint import constraint_name
+
+    return constraint_name(con)
+
+
+def mining_step(night: Night) -> Facts:
+    """Paths, variants, the discovered model and conformance; model files into the run folder."""
+    from cjm_analytics.mining import build_mining
+
+    night.out_dir.mkdir(parents=True, exist_ok=True)
+    with _build(night) as con:
+        summary = build_mining(con, night.cfg, night.out_dir)
+        con.execute("CHECKPOINT")
+    return _summary_facts(summary, {"variant_count": "variant_count", "fitness": "fitness"})
+
+
+def changes_step(night: Night, facts: Facts) -> Facts:
+    """History tables (past nights + tonight), what changed, and the alerts."""
+    runs = [r for r in history.load_runs(night.cfg.runs_dir) if r.status == "succeeded"]
+    previous_constraint = runs[-1].constraint_transition if runs else None
+    with _build(night) as con:
+        history.install_history(
+            con, night.cfg.runs_dir, night.run_id, facts["as_of"], list(night.cfg.segments)
+        )
+        summary = changes.build_changes(
+            con,
+            list(night.cfg.alerts),
+            night.run_id,
+            facts.get("constraint_transition"),
+            previous_constraint,
+            facts.get("rows_read_count"),
+            facts.get("rows_rejected_count"),
+        )
+        con.execute("CHECKPOINT")
+    return {
+        "previous_run_id": summary.previous_run_id,
+        "alerts": [a.message for a in summary.alerts],
+    }
+
+
+def report_dir(night: Night, as_of: datetime) -> Path:
+    """`<reports>/<as-of date>_<run id>/`: one self-contained folder per night."""
+    return night.cfg.reports_dir / f"{as_of:%Y-%m-%d}_{night.run_id}"
+
+
+def report_step(night: Night, facts: Facts) -> Facts:
+    """Write the night's report folder from the new warehouse."""
+    from cjm_analytics.reports import build_report
+
+    with _build(night) as con:
+        path = build_report(con, report_dir(night, facts["as_of"]), company=night.cfg.company)
+    return {"report_path": str(path)}
+
+
+def publish_step(night: Night, facts: Facts) -> RunRecord:
+    """Add `runs`, save tonight's history, CHECKPOINT, close, and replace the published file."""
+    record = _record(night, facts, status="succeeded")
+    with _build(night) as con:
+        history.install_runs(con, night.cfg.runs_dir, record)
+        history.persist_night(con, night.cfg.runs_dir, night.run_id)
+        con.execute("CHECKPOINT")
+    warehouse.publish(night.build_path, night.cfg.warehouse_path)
+    if night.lake_swap is not None:
+        _swap_lake(*night.lake_swap)
+    record.ended_at = utc_now()
+    history.save_run(night.cfg.runs_dir, record)
+    return record
+
+
+def _swap_lake(rebuilt: Path, published: Path) -> None:
+    """After a successful full rebuild: the new lake replaces the old one (kept as .previous)."""
+    previous = published.with_name(published.name + ".previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    if published.exists():
+        published.rename(previous)
+    rebuilt.rename(published)
+
+
+def fail_night(night: Night, facts: Facts, step: str, error: BaseException) -> RunRecord:
+    """Record a failed run and remove its half-built file; the published night stays."""
+    record = _record(night, facts, status="failed")
+    record.failed_step = step
+    record.error_message = f"{type(error).__name__}: {error}"[:2000]
+    record.ended_at = utc_now()
+    for leftover in night.build_path.parent.glob(night.build_path.name + "*"):
+        leftover.unlink(missing_ok=True)
+    if night.lake_swap is not None and night.lake_swap[0].exists():
+        shutil.rmtree(night.lake_swap[0])
+    history.save_run(night.cfg.runs_dir, record)
+    log.error("nightly run %s failed at %s: %s", night.run_id, step, record.error_message)
+    return record
+
+
+def _record(night: Night, facts: Facts, status: str) -> RunRecord:
+    known = {k: v for k, v in facts.items() if k in RunRecord.__dataclass_fields__}
+    record = RunRecord(
+        run_id=night.run_id,
+        started_at=night.started_at,
+        as_of=night.as_of,
+        status=status,
+        is_full_rebuild=night.is_full_rebuild,
+    )
+    record = replace(record, **known)
+    if status == "succeeded":
+        record.ended_at = utc_now()
+    return record
+
+
+class _build:
+    """`with _build(night) as con`: the night's file, opened per step and always closed."""
+
+    def __init__(self, night: Night) -> None:
+        self.night = night
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        self.con = open_build(self.night)
+        return self.con
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+
+
+StepCallback = Callable[[str], None]
+
+
+def run_night(
+    cfg: JourneyConfig,
+    as_of: datetime | None = None,
+    full_rebuild: bool = False,
+    on_step: StepCallback | None = None,
+) -> RunResult:
+    """Run one night without Prefect. Raises the step's error after recording the failure."""
+    import time
+
+    night = start_night(cfg, as_of, full_rebuild)
+    facts: Facts = {}
+    seconds: dict[str, float] = {}
+    plan: list[tuple[str, Callable[[], Any]]] = [
+        ("ingest", lambda: ingest_step(night)),
+        ("build", lambda: build_step(night)),
+        ("stages", lambda: stages_step(night)),
+        ("mining", lambda: mining_step(night)),
+        ("changes", lambda: changes_step(night, facts)),
+        ("report", lambda: report_step(night, facts)),
+    ]
+    step = "start"
+    try:
+        for step, action in plan:
+            if on_step:
+                on_step(step)
+            began = time.perf_counter()
+            facts.update(action() or {})
+            seconds[step] = time.perf_counter() - began
+        step = "publish"
+        if on_step:
+            on_step(step)
+        began = time.perf_counter()
+        record = publish_step(night, facts)
+        seconds[step] = time.perf_counter() - began
+    except BaseException as error:
+        fail_night(night, facts, step, error)
+        raise
+    report = Path(facts["report_path"]) if facts.get("report_path") else None
+    return RunResult(record, cfg.warehouse_path, report, facts, seconds)

@@ -1,0 +1,43 @@
+-- Report data: time in stage of journeys that moved on (first touchpoint of a stage to the
+-- first touchpoint of the next stage they reached), at most ? journeys per stage (a fixed
+-- hash sample). Open journeys are censored and not shown here: the Kaplan-Meier median of
+-- stage_funnel is the number to quote. One row per journey and stage; key (journey_id, stage).
+with
+
+touchpoints as (
+    select journey_id, stage, stage_order, event_at from touchpoints where stage is not null
+),
+
+stage_entries as (
+    select journey_id, stage, stage_order, min(event_at) as entered_at
+    from touchpoints
+    group by all
+),
+
+next_entries as (
+    select
+        journey_id,
+        stage,
+        stage_order,
+        entered_at,
+        lead(entered_at) over (partition by journey_id order by stage_order) as next_entered_at
+    from stage_entries
+),
+
+durations as (
+    select
+        journey_id,
+        stage,
+        stage_order,
+        epoch(next_entered_at) - epoch(entered_at) as time_in_stage_seconds
+    from next_entries
+    where next_entered_at is not null and next_entered_at >= entered_at
+),
+
+final as (
+    select *
+    from durations
+    qualify row_number() over (partition by stage order by hash(journey_id), journey_id) <= ?
+)
+
+select * from final order by stage_order, journey_id
