@@ -1,0 +1,483 @@
+"""Process mining over the warehouse: paths, variants, discovered model, conformance.
+
+The heavy part runs in SQL (`sql/mining/`): the touchpoints are put in journey order once
+(`mining_log`), and the directly-follows graph, start/end events, variants, rework and
+deviations are aggregates over it. pm4py then works on those aggregates only, never on raw
+rows: the inductive miner on the variant counts, the heuristics miner on the DFG, and
+token-based replay of each stage variant (weighted by its journey count) on a Petri net of
+the designed journey.
+
+This is the only module that imports pm4py (AGPL-3.0; it prints a notice on import), and
+it imports it inside functions so that importing `cjm_analytics` stays fast and quiet.
+Inside this module "case" means journey and "activity" means event name or stage.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from cjm_analytics.config import JourneyConfig, MiningSettings
+from cjm_analytics.errors import MiningError
+from cjm_analytics.warehouse import SQL_DIR, Model, run_models
+
+MINING_SQL_DIR = SQL_DIR / "mining"
+#: The SQL models over the touchpoints, in dependency order (file name = table name).
+LOG_MODELS: tuple[str, ...] = (
+    "mining_log",
+    "mining_stage_log",
+    "journey_paths",
+    "dfg_edges",
+    "dfg_stage_edges",
+    "journey_start_events",
+    "journey_end_events",
+    "variants",
+    "stage_variants",
+    "journey_rework",
+    "journey_channel_deviations",
+    "deviations",
+)
+#: The models that read the replay results written by `replay_designed_journey`.
+CONFORMANCE_MODELS: tuple[str, ...] = ("conformance_by_variant", "conformance_conversion")
+
+Variants = Counter[tuple[str, ...]]
+Dfg = dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
+class MiningSummary:
+    """What one `build_mining` run produced (counts are journeys unless named otherwise)."""
+
+    journey_count: int
+    touchpoint_count: int
+    variant_count: int
+    stage_variant_count: int
+    journeys_without_stage_count: int
+    replayed_journey_share: float
+    log_fitness: float | None
+    conforming_journey_share: float | None
+    tables: tuple[str, ...]
+    files: tuple[Path, ...]
+
+
+def mining_models(names: Iterable[str]) -> list[Model]:
+    """The `sql/mining/<name>.sql` models, in the order given."""
+    return [Model("mining", name, MINING_SQL_DIR / f"{name}.sql") for name in names]
+
+
+def build_mining(
+    con: duckdb.DuckDBPyConnection, cfg: JourneyConfig, out_dir: Path
+) -> MiningSummary:
+    """Mine `touchpoints` + `journeys`: SQL marts, discovered models, conformance.
+
+    Writes the process tree (.ptml), Petri nets (.pnml) and BPMN (.bpmn) of the discovered
+    journey into `out_dir`, and the tables listed in `LOG_MODELS`, `CONFORMANCE_MODELS`,
+    `discovered_model_edges`, `stage_variant_fitness`, `designed_stages` and
+    `designed_transitions` into the warehouse.
+    """
+    _require_tables(con, ("touchpoints", "journeys"))
+    load_designed_journey(con, cfg)
+    tables = run_models(con, mining_models(LOG_MODELS))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = discover_journey_models(con, cfg.mining, out_dir)
+    log_fitness = replay_designed_journey(con, cfg)
+    tables += ["discovered_model_edges", "stage_variant_fitness"]
+    tables += run_models(con, mining_models(CONFORMANCE_MODELS))
+    return _summary(con, tables, files, log_fitness)
+
+
+def _require_tables(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+    present = {row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()}
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise MiningError(
+            f"mining needs the warehouse tables {missing} (columns in cjm_analytics/schema.py); "
+            "build the touchpoints and journeys first"
+        )
+
+
+def load_designed_journey(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
+    """Write the designed map from journey.yaml into `designed_stages` and `designed_transitions`.
+
+    designed_stages: one row per stage (stage, stage_order, is_success, expected_channels).
+    designed_transitions: one row per allowed move (from_stage, to_stage).
+    """
+    names = cfg.stage_names
+    transitions = cfg.designed_transitions
+    for index, (source, target) in enumerate(transitions):
+        for stage in (source, target):
+            if stage not in names:
+                raise MiningError(
+                    f"journey.yaml designed_journey.transitions[{index}]: unknown stage {stage!r}; "
+                    f"allowed: {names}"
+                )
+    con.execute(
+        "create or replace table designed_stages (stage varchar, stage_order integer, "
+        "is_success boolean, expected_channels varchar[])"
+    )
+    con.execute(
+        "create or replace table designed_transitions (from_stage varchar, to_stage varchar)"
+    )
+    for order, stage in enumerate(cfg.stages, start=1):
+        con.execute(
+            "insert into designed_stages values (?, ?, ?, ?)",
+            [stage.name, order, stage.success, stage.channels],
+        )
+    for source, target in transitions:
+        con.execute("insert into designed_transitions values (?, ?)", [source, target])
+
+
+# --- reading the aggregates back ------------------------------------------------------------
+
+
+def variant_counts(con: duckdb.DuckDBPyConnection, level: str = "event") -> Variants:
+    """Journeys per variant, {activity tuple: journey count}, from `variants`/`stage_variants`."""
+    query = {
+        "event": "select event_names, journey_count from variants",
+        "stage": "select stage_path, journey_count from stage_variants",
+    }[level]
+    return Counter({tuple(path): int(count) for path, count in con.execute(query).fetchall()})
+
+
+def dfg_counts(con: duckdb.DuckDBPyConnection, level: str = "event") -> Dfg:
+    """Directly-follows counts, {(from, to): transitions}, from `dfg_edges`/`dfg_stage_edges`."""
+    query = {
+        "event": "select from_event_name, to_event_name, transition_count from dfg_edges",
+        "stage": "select from_stage, to_stage, transition_count from dfg_stage_edges",
+    }[level]
+    return {(a, b): int(n) for a, b, n in con.execute(query).fetchall()}
+
+
+def endpoint_counts(variants: Variants) -> tuple[dict[str, int], dict[str, int]]:
+    """Start and end activities with their journey counts, from the variant counts."""
+    starts: Counter[str] = Counter()
+    ends: Counter[str] = Counter()
+    for path, count in variants.items():
+        if path:
+            starts[path[0]] += count
+            ends[path[-1]] += count
+    return dict(starts), dict(ends)
+
+
+# --- discovery ---------------------------------------------------------------------------
+
+
+def discover_tree(variants: Variants, noise_threshold: float = 0.0) -> Any:
+    """Inductive miner on variant counts (IMf when noise_threshold > 0), as pm4py folds it.
+
+    Gives the same tree as `pm4py.discover_process_tree_inductive` on the whole log.
+    """
+    from pm4py.algo.discovery.inductive.dtypes.im_ds import IMDataStructureUVCL
+    from pm4py.algo.discovery.inductive.variants.im import IMUVCL
+    from pm4py.algo.discovery.inductive.variants.imf import IMFUVCL
+    from pm4py.objects.process_tree.utils import generic as tree_utils
+
+    if not variants:
+        raise MiningError(
+            "cannot discover a model from an empty log (no journeys with touchpoints)"
+        )
+    parameters = {"noise_threshold": noise_threshold}
+    miner = IMFUVCL(parameters) if noise_threshold > 0 else IMUVCL(parameters)
+    tree = miner.apply(IMDataStructureUVCL(Counter(variants)), parameters)
+    tree = tree_utils.fold(tree)
+    tree_utils.tree_sort(tree)
+    return tree
+
+
+def discover_heuristics(dfg: Dfg, variants: Variants, dependency_threshold: float = 0.5) -> Any:
+    """Heuristics net from the DFG; activity occurrences = incoming edges + journey starts."""
+    from pm4py.algo.discovery.heuristics.variants import classic as heuristics
+
+    starts, ends = endpoint_counts(variants)
+    occurrences: Counter[str] = Counter(starts)
+    for (_, target), count in dfg.items():
+        occurrences[target] += count
+    return heuristics.apply_heu_dfg(
+        dfg,
+        activities=sorted(occurrences),
+        activities_occurrences=dict(occurrences),
+        start_activities=starts,
+        end_activities=ends,
+        parameters={"dependency_thresh": dependency_threshold},
+    )
+
+
+def discover_journey_models(
+    con: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
+) -> tuple[Path, ...]:
+    """Discover the inductive and heuristics models at event and stage level.
+
+    Writes `<level>_process_tree.ptml`, `<level>_petri_net.pnml`, `<level>_bpmn.bpmn` and
+    `<level>_heuristics_net.pnml` into `out_dir`, and all their edges into the table
+    `discovered_model_edges`. Returns the files written.
+    """
+    import pm4py
+
+    files: list[Path] = []
+    edges: list[dict[str, Any]] = []
+    for level in ("event", "stage"):
+        variants = variant_counts(con, level)
+        if not variants:
+            continue
+        tree = discover_tree(variants, settings.noise_threshold)
+        net, initial, final = pm4py.convert_to_petri_net(tree)
+        heuristics_net = discover_heuristics(
+            dfg_counts(con, level), variants, settings.heuristics_dependency_threshold
+        )
+        heuristics_petri = pm4py.convert_to_petri_net(heuristics_net)
+        paths = [
+            out_dir / f"{level}_{name}"
+            for name in ("process_tree.ptml", "petri_net.pnml", "bpmn.bpmn", "heuristics_net.pnml")
+        ]
+        pm4py.write_ptml(tree, str(paths[0]))
+        pm4py.write_pnml(net, initial, final, str(paths[1]))
+        # no auto layout: it needs the Graphviz `dot` binary
+        pm4py.write_bpmn(pm4py.convert_to_bpmn(tree), str(paths[2]), auto_layout=False)
+        pm4py.write_pnml(*heuristics_petri, str(paths[3]))
+        files.extend(paths)
+        edges.extend(petri_net_edges(net, "inductive_petri_net", level))
+        edges.extend(heuristics_net_edges(heuristics_net, level))
+    _write_table(con, "discovered_model_edges", edges, _MODEL_EDGE_SCHEMA)
+    return tuple(files)
+
+
+_MODEL_EDGE_SCHEMA = pa.schema(
+    [
+        ("model", pa.string()),
+        ("level", pa.string()),
+        ("from_node", pa.string()),
+        ("from_node_kind", pa.string()),
+        ("to_node", pa.string()),
+        ("to_node_kind", pa.string()),
+        ("transition_count", pa.int64()),
+        ("dependency", pa.float64()),
+    ]
+)
+
+
+def _node(element: Any) -> tuple[str, str]:
+    """(name, kind) of a Petri net place or transition; a transition is named by its label."""
+    if hasattr(element, "label"):
+        return (element.label, "activity") if element.label else (element.name, "silent")
+    return element.name, "place"
+
+
+def petri_net_edges(net: Any, model: str, level: str) -> list[dict[str, Any]]:
+    """One row per arc of a Petri net (place -> transition or transition -> place)."""
+    rows = []
+    for arc in net.arcs:
+        (source, source_kind), (target, target_kind) = _node(arc.source), _node(arc.target)
+        rows.append(
+            {
+                "model": model,
+                "level": level,
+                "from_node": source,
+                "from_node_kind": source_kind,
+                "to_node": target,
+                "to_node_kind": target_kind,
+                "transition_count": None,
+                "dependency": None,
+            }
+        )
+    return sorted(rows, key=lambda row: (row["from_node"], row["to_node"]))
+
+
+def heuristics_net_edges(heuristics_net: Any, level: str) -> list[dict[str, Any]]:
+    """One row per dependency edge the heuristics net kept (activity -> activity)."""
+    rows = []
+    for name, node in heuristics_net.nodes.items():
+        for other, node_edges in node.output_connections.items():
+            for edge in node_edges:
+                rows.append(
+                    {
+                        "model": "heuristics_net",
+                        "level": level,
+                        "from_node": name,
+                        "from_node_kind": "activity",
+                        "to_node": other.node_name,
+                        "to_node_kind": "activity",
+                        "transition_count": int(edge.dfg_value),
+                        "dependency": float(edge.dependency_value),
+                    }
+                )
+    return sorted(rows, key=lambda row: (row["from_node"], row["to_node"]))
+
+
+# --- conformance to the designed journey ------------------------------------------------------
+
+
+def designed_net(cfg: JourneyConfig) -> tuple[Any, Any, Any]:
+    """Petri net of the designed journey: (net, initial marking, final marking).
+
+    One visible transition per stage. A stage may start the journey when no designed
+    transition leads into it; a designed move a -> b is a silent transition from the place
+    after a to the place before b; every stage may end the journey (stopping early is
+    abandonment, measured by the funnel, not a deviation from the map).
+    """
+    from pm4py.objects.petri_net.obj import Marking, PetriNet
+    from pm4py.objects.petri_net.utils import petri_utils
+
+    net = PetriNet("designed_journey")
+    source, sink = PetriNet.Place("start"), PetriNet.Place("end")
+    net.places.update({source, sink})
+    before, after = {}, {}
+    for stage in cfg.stage_names:
+        before[stage], after[stage] = (
+            PetriNet.Place(f"before_{stage}"),
+            PetriNet.Place(f"after_{stage}"),
+        )
+        visible = PetriNet.Transition(f"visit_{stage}", stage)
+        net.places.update({before[stage], after[stage]})
+        net.transitions.add(visible)
+        petri_utils.add_arc_from_to(before[stage], visible, net)
+        petri_utils.add_arc_from_to(visible, after[stage], net)
+    entered = {target for _, target in cfg.designed_transitions}
+    silent_moves = [(source, before[s], f"enter_{s}") for s in cfg.stage_names if s not in entered]
+    silent_moves += [(after[a], before[b], f"move_{a}_to_{b}") for a, b in cfg.designed_transitions]
+    silent_moves += [(after[s], sink, f"leave_{s}") for s in cfg.stage_names]
+    for origin, destination, name in silent_moves:
+        silent = PetriNet.Transition(name, None)
+        net.transitions.add(silent)
+        petri_utils.add_arc_from_to(origin, silent, net)
+        petri_utils.add_arc_from_to(silent, destination, net)
+    return net, Marking({source: 1}), Marking({sink: 1})
+
+
+def replay_variants(
+    variants: list[tuple[tuple[str, ...], int]], net: Any, initial: Any, final: Any
+) -> list[dict[str, Any]]:
+    """Token-based replay of each variant once; one result dict per variant, in order."""
+    from pm4py.algo.conformance.tokenreplay.variants import token_replay
+
+    if not variants:
+        return []
+    return token_replay.apply_variants_list(
+        [(path, count) for path, count in variants],
+        net,
+        initial,
+        final,
+        parameters={"show_progress_bar": False},
+    )
+
+
+def weighted_log_fitness(results: list[dict[str, Any]], counts: list[int]) -> float:
+    """Log fitness from per-variant replay results weighted by journeys (pm4py's formula).
+
+    fitness = 1/2 (1 - missing/consumed) + 1/2 (1 - remaining/produced), tokens summed
+    over all journeys; equals replaying every journey one by one.
+    """
+    missing = sum(r["missing_tokens"] * n for r, n in zip(results, counts, strict=True))
+    consumed = sum(r["consumed_tokens"] * n for r, n in zip(results, counts, strict=True))
+    remaining = sum(r["remaining_tokens"] * n for r, n in zip(results, counts, strict=True))
+    produced = sum(r["produced_tokens"] * n for r, n in zip(results, counts, strict=True))
+    if consumed == 0 or produced == 0:
+        return 1.0
+    return 0.5 * (1 - missing / consumed) + 0.5 * (1 - remaining / produced)
+
+
+def replay_designed_journey(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> float | None:
+    """Replay the most frequent stage variants on the designed net into `stage_variant_fitness`.
+
+    Variants are taken by journey count until `mining.conformance_variant_coverage` of the
+    journeys (at most `conformance_max_variants`). Returns the weighted log fitness of the
+    replayed journeys, or None when there is nothing to replay.
+    """
+    rows = con.execute(
+        "select stage_variant_id, stage_path, journey_count, "
+        "sum(journey_count) over (order by stage_variant_id) - journey_count as journeys_before, "
+        "sum(journey_count) over () as total from stage_variants order by stage_variant_id"
+    ).fetchall()
+    settings = cfg.mining
+    chosen = [
+        row
+        for row in rows[: settings.conformance_max_variants]
+        if row[3] < settings.conformance_variant_coverage * row[4]
+    ]
+    fitness_rows: list[dict[str, Any]] = []
+    log_fitness = None
+    if chosen and cfg.stages:
+        results = replay_variants([(tuple(r[1]), r[2]) for r in chosen], *designed_net(cfg))
+        log_fitness = weighted_log_fitness(results, [r[2] for r in chosen])
+        fitness_rows = [
+            _fitness_row(row[0], result) for row, result in zip(chosen, results, strict=True)
+        ]
+    _write_table(con, "stage_variant_fitness", fitness_rows, _FITNESS_SCHEMA)
+    return log_fitness
+
+
+_FITNESS_SCHEMA = pa.schema(
+    [
+        ("stage_variant_id", pa.int64()),
+        ("is_replayed", pa.bool_()),
+        ("trace_fitness", pa.float64()),
+        ("is_fit", pa.bool_()),
+        ("missing_token_count", pa.int64()),
+        ("remaining_token_count", pa.int64()),
+        ("consumed_token_count", pa.int64()),
+        ("produced_token_count", pa.int64()),
+    ]
+)
+
+
+def _fitness_row(stage_variant_id: int, result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "stage_variant_id": stage_variant_id,
+        "is_replayed": True,
+        "trace_fitness": float(result["trace_fitness"]),
+        "is_fit": bool(result["trace_is_fit"]),
+        "missing_token_count": int(result["missing_tokens"]),
+        "remaining_token_count": int(result["remaining_tokens"]),
+        "consumed_token_count": int(result["consumed_tokens"]),
+        "produced_token_count": int(result["produced_tokens"]),
+    }
+
+
+def _write_table(
+    con: duckdb.DuckDBPyConnection, name: str, rows: list[dict[str, Any]], schema: pa.Schema
+) -> None:
+    """Replace table `name` (a constant of this module) by `rows`, in one transaction."""
+    frame = pa.Table.from_pylist(rows, schema=schema)  # noqa: F841 (read by DuckDB below)
+    con.execute("BEGIN")
+    con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM frame')
+    con.execute("COMMIT")
+
+
+def _summary(
+    con: duckdb.DuckDBPyConnection,
+    tables: list[str],
+    files: tuple[Path, ...],
+    log_fitness: float | None,
+) -> MiningSummary:
+    counts = con.execute(
+        """
+        select
+            (select count(*) from journey_paths),
+            (select coalesce(sum(touchpoint_count), 0) from journey_paths),
+            (select count(*) from variants),
+            (select count(*) from stage_variants),
+            (select count(*) from journey_paths where len(stage_path) = 0),
+            (select coalesce(sum(journey_count) filter (where is_replayed), 0)
+                / nullif(sum(journey_count), 0) from conformance_by_variant),
+            (select sum(journey_count) filter (where path_group = 'conforming')
+                / nullif(sum(journey_count), 0) from conformance_conversion where scope = 'overall')
+        """
+    ).fetchall()[0]
+    return MiningSummary(
+        journey_count=int(counts[0]),
+        touchpoint_count=int(counts[1]),
+        variant_count=int(counts[2]),
+        stage_variant_count=int(counts[3]),
+        journeys_without_stage_count=int(counts[4]),
+        replayed_journey_share=float(counts[5] or 0.0),
+        log_fitness=log_fitness,
+        conforming_journey_share=None if counts[6] is None else float(counts[6]),
+        tables=tuple(tables),
+        files=files,
+    )
