@@ -78,7 +78,7 @@ def stage_changes(stage_history: pl.DataFrame, run_id: str) -> pl.DataFrame:
     """One row per stage of tonight: conversion now and the previous night, z, p, beyond noise."""
     prev_id = previous_run_id(stage_history, run_id)
     now = stage_history.filter(pl.col("run_id") == run_id)
-    before = stage_history.filter(pl.col("run_id") == prev_id).select(
+    before = stage_history.filter(pl.col("run_id") == (prev_id or "")).select(
         "stage",
         pl.col("reached_count").alias("previous_reached_count"),
         pl.col("converted_count").alias("previous_converted_count"),
@@ -136,7 +136,7 @@ STAGE_CHANGE_SCHEMA: dict[str, pl.DataType] = {
 
 
 def _night_shares(segment_history: pl.DataFrame, run_id: str | None, suffix: str) -> pl.DataFrame:
-    night = segment_history.filter(pl.col("run_id") == run_id)
+    night = segment_history.filter(pl.col("run_id") == (run_id or ""))
     return night.with_columns(
         (pl.col("journey_count") / pl.col("journey_count").sum().over("segment")).alias(
             f"journey_share{suffix}"

@@ -200,7 +200,14 @@ def mining_step(night: Night) -> Facts:
     with _build(night) as con:
         summary = build_mining(con, night.cfg, night.out_dir)
         con.execute("CHECKPOINT")
-    return _summary_facts(summary, {"variant_count": "variant_count", "fitness": "fitness"})
+    return _summary_facts(
+        summary,
+        {
+            "variant_count": "variant_count",
+            "log_fitness": "log_fitness",
+            "conforming_journey_share": "conforming_journey_share",
+        },
+    )
 
 
 def changes_step(night: Night, facts: Facts) -> Facts:
