@@ -36,6 +36,163 @@ def fail(error: CjmError) -> None:
 
 # [run / serve / report / query / doctor / demo]
 
+AsOfOption = typer.Option(
+    None, "--as-of", help="the night's as-of time, ISO (UTC); default: the latest event"
+)
+ReportOutOption = typer.Option(
+    None, "--out", "-o", help="folder to write (default: reports/manual-<time>)"
+)
+FullRebuildOption = typer.Option(
+    False, "--full-rebuild", help="re-ingest every source file into a new lake"
+)
+
+
+@app.command()
+def run(
+    config: Path = ConfigOption,
+    as_of: str | None = AsOfOption,
+    full_rebuild: bool = FullRebuildOption,
+) -> None:
+    """Run one night without any server: ingest, build, mine, report, publish."""
+    from cjm_analytics.config import load_config
+    from cjm_analytics.demo import parse_as_of
+    from cjm_analytics.night_console import print_night, step_progress
+    from cjm_analytics.pipeline import run_night
+
+    try:
+        cfg = load_config(config)
+        with step_progress(console) as on_step:
+            result = run_night(cfg, parse_as_of(as_of), full_rebuild, on_step=on_step)
+    except CjmError as error:
+        fail(error)
+        return
+    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.step_seconds.items())
+    console.print(f"run {result.record.run_id} succeeded ({timings})")
+    print_night(console, result.warehouse_path, result.report_path)
+
+
+@app.command()
+def demo(
+    config: Path = ConfigOption,
+    customers: int = typer.Option(
+        10_000, "--customers", "-n", help="customers to generate when data/demo/raw is empty"
+    ),
+    seed: int = typer.Option(7, "--seed", help="seed of the generated demo data"),
+) -> None:
+    """Generate the demo data when absent, run one night through the Prefect flow, print it."""
+    import time
+
+    from cjm_analytics import demo as demo_module
+    from cjm_analytics.config import load_config
+    from cjm_analytics.night_console import print_night
+
+    try:
+        cfg = load_config(config)
+        with console.status("generating the demo company ..."):
+            generated = demo_module.ensure_demo_data(cfg, customers, seed)
+        if generated is not None:
+            console.print(f"generated {customers:,} demo customers in {generated:.1f} s")
+        began = time.perf_counter()
+        with console.status("running the nightly flow (Prefect, no server) ..."):
+            result = demo_module.run_flow(config, demo_module.truth_as_of(cfg))
+    except CjmError as error:
+        fail(error)
+        return
+    console.print(
+        f"nightly flow {result['run_id']} finished in {time.perf_counter() - began:.1f} s"
+    )
+    print_night(console, Path(result["warehouse_path"]), result.get("report_path"))
+
+
+@app.command()
+def serve(config: Path = ConfigOption) -> None:
+    """Serve the nightly flow on the config's cron and time zone (needs `prefect server start`)."""
+    from prefect.schedules import Cron
+
+    from cjm_analytics.config import load_config
+    from pipelines.nightly import nightly
+
+    try:
+        cfg = load_config(config)
+    except CjmError as error:
+        fail(error)
+        return
+    console.print(
+        f"serving cjm-nightly on '{cfg.schedule.cron}' ({cfg.schedule.timezone}); Ctrl-C stops"
+    )
+    nightly.serve(
+        name="cjm-nightly",
+        schedule=Cron(cfg.schedule.cron, timezone=cfg.schedule.timezone),
+        parameters={"config_path": str(config.resolve())},
+    )
+
+
+@app.command()
+def report(
+    config: Path = ConfigOption,
+    out: Path | None = ReportOutOption,
+) -> None:
+    """Write a report folder from the published warehouse (read-only)."""
+    from cjm_analytics import warehouse
+    from cjm_analytics.config import load_config
+    from cjm_analytics.history import utc_now
+    from cjm_analytics.reports import build_report
+
+    try:
+        cfg = load_config(config)
+        folder = out or cfg.reports_dir / f"manual-{utc_now():%Y%m%dT%H%M%S}"
+        with warehouse.connection(cfg.warehouse_path, read_only=True) as con:
+            index = build_report(con, folder, company=cfg.company)
+    except CjmError as error:
+        fail(error)
+        return
+    console.print(f"report: {index}")
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="SQL to run on the published warehouse (read-only)"),
+    config: Path = ConfigOption,
+    max_rows: int = typer.Option(100, "--max-rows", help="rows to print at most"),
+) -> None:
+    """Run read-only SQL on the published warehouse and print the rows as a table."""
+    import duckdb
+
+    from cjm_analytics import warehouse
+    from cjm_analytics.config import load_config
+    from cjm_analytics.night_console import frame_table
+
+    try:
+        cfg = load_config(config)
+        if not cfg.warehouse_path.is_file():
+            raise CjmError(
+                f"no published warehouse at {cfg.warehouse_path}; run `cjm run` or `make demo` first"
+            )
+        with warehouse.connection(cfg.warehouse_path, read_only=True) as con:
+            frame = con.sql(sql).pl()
+    except duckdb.Error as error:
+        fail(CjmError(f"query failed: {error}"))
+        return
+    except CjmError as error:
+        fail(error)
+        return
+    console.print(frame_table(frame, max_rows=max_rows))
+    if frame.height > max_rows:
+        console.print(f"({frame.height - max_rows:,} more rows not shown; --max-rows to see more)")
+
+
+@app.command()
+def doctor(config: Path = ConfigOption) -> None:
+    """Check the config, the salt, paths, Chromium, DuckDB and the Prefect pins; say what to fix."""
+    from cjm_analytics.doctor import run_checks
+
+    checks = run_checks(config)
+    for check in checks:
+        mark = "[green]ok[/]  " if check.ok else "[red]FIX[/] "
+        console.print(f"{mark} {check.name}: {check.detail}")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(code=1)
+
 
 def main() -> None:
     app()
