@@ -30,6 +30,49 @@ def fail(error: CjmError) -> None:
 
 # [generate]
 
+GenerateOutOption = typer.Option(
+    Path("data/demo"), "--out", "-o", help="folder to write raw/ and truth.json into"
+)
+
+
+@app.command()
+def generate(
+    customers: int = typer.Option(20_000, "--customers", "-n", help="number of customers"),
+    seed: int = typer.Option(42, "--seed", "-s", help="random seed: same seed, same bytes"),
+    out: Path = GenerateOutOption,
+    constraint: str = typer.Option(
+        "intent->purchase",
+        "--constraint",
+        help="planted constraint transition, e.g. consideration->intent",
+    ),
+    days: int = typer.Option(120, "--days", help="length of the generated period in days"),
+    start: str | None = typer.Option(
+        None, "--start", help="first day, YYYY-MM-DD (default 2026-02-02)"
+    ),
+    dirty_rate: float = typer.Option(0.01, "--dirty-rate", help="share of dirty rows per source"),
+) -> None:
+    """Write a synthetic Voltstore company (web, CRM, calls) with planted stories and truth.json."""
+    from datetime import date
+
+    from cjm_analytics.synthetic import generate as generate_company
+
+    try:
+        first = date.fromisoformat(start) if start else None
+    except ValueError:
+        fail(CjmError(f"--start {start!r} is not a date; use YYYY-MM-DD, e.g. 2026-02-02"))
+        return
+    try:
+        summary = generate_company(out, customers, seed, constraint, first, days, dirty_rate)
+    except CjmError as error:
+        fail(error)
+        return
+    console.print(
+        f"wrote {sum(summary.row_counts.values()):,} rows ({summary.event_count:,} valid events, "
+        f"{summary.customers:,} customers) to {summary.out_dir}/raw in {summary.elapsed_seconds:.1f} s; "
+        f"as-of {summary.as_of.isoformat()}; truth in {summary.truth_path}"
+    )
+
+
 # [ingest]
 
 # [funnel]

@@ -1,0 +1,211 @@
+"""What the generator knows and the pipeline must find: truth.json and its Parquet twins.
+
+`truth_customers.parquet`: one row per customer with at least one valid event (the true
+journey: the generator keeps every customer's inactivity gaps under the journey timeout,
+so one customer is one journey). `truth_identifiers.parquet`: one row per raw identifier
+value written to any file, with the customer it truly belongs to (the shared switchboard
+phone is left out and listed under `identifiers.shared`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from cjm_analytics.synthetic import plan
+from cjm_analytics.synthetic.population import Population
+
+SEGMENT_DIMENSIONS = ("device", "region", "acquisition_channel", "customer_type")
+IDENTIFIER_SOURCES = {
+    "web": {"anonymous_id": "cookie", "user_id": "user_id", "email": "email"},
+    "crm": {
+        "contact_id": "contact_id",
+        "email": "email",
+        "phone": "phone",
+        "web_user_id": "user_id",
+    },
+    "calls": {"caller_phone": "phone"},
+}
+DAY_US = 86_400_000_000
+
+
+def valid(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows a correct pipeline keeps: clean rows and the first copy of duplicated ones."""
+    return frame.filter(
+        pl.col("_dirty").is_null() | ((pl.col("_dirty") == "duplicate") & ~pl.col("_copy"))
+    )
+
+
+def customer_truth(
+    rows: dict[str, pl.DataFrame], pop: Population, as_of_us: int, abandonment_days: float
+) -> pl.DataFrame:
+    """One row per customer with a valid event: segments, furthest stage, status, counts."""
+    events = pl.concat([
+        valid(frame).select("_customer", "_at", "_stage", events=pl.lit(2 if source == "calls" else 1))
+        for source, frame in rows.items()
+    ])  # fmt: skip
+    per_customer = events.group_by("_customer").agg(
+        first_event_at=pl.col("_at").min(), last_event_at=pl.col("_at").max(),
+        event_count=pl.col("events").sum(), furthest_stage_order=pl.col("_stage").max(),
+    )  # fmt: skip
+    stage_names = pl.lit(pl.Series([None, *plan.STAGES], dtype=pl.String))
+    attributes = _attributes(pop)
+    status = (
+        pl.when(pl.col("furthest_stage_order") >= plan.PURCHASE).then(pl.lit("converted"))
+        .when(pl.col("last_event_at") < as_of_us - int(abandonment_days * DAY_US)).then(pl.lit("abandoned"))
+        .otherwise(pl.lit("in_progress"))
+    )  # fmt: skip
+    return (
+        per_customer.join(attributes, on="_customer")
+        .with_columns(
+            furthest_stage=stage_names.gather(pl.col("furthest_stage_order")),
+            furthest_stage_order=pl.when(pl.col("furthest_stage_order") > 0).then(
+                "furthest_stage_order"
+            ),
+            status=status,
+            first_event_at=pl.from_epoch("first_event_at", time_unit="us"),
+            last_event_at=pl.from_epoch("last_event_at", time_unit="us"),
+        )
+        .sort("_customer")
+        .drop("_customer")
+    )
+
+
+def _attributes(pop: Population) -> pl.DataFrame:
+    def names(values: tuple[str, ...], codes: np.ndarray) -> pl.Series:
+        return pl.Series(values).gather(codes)
+
+    return pl.DataFrame({
+        "_customer": np.arange(pop.size), "customer_id": pop.ids["customer_id"],
+        "device": names(plan.DEVICES, pop.device), "region": names(plan.REGIONS, pop.region),
+        "acquisition_channel": names(tuple(plan.ACQUISITION), pop.acquisition),
+        "customer_type": names(plan.CUSTOMER_TYPES, pop.is_returning.astype(np.int64)),
+        "is_phone_path": pop.is_phone_path, "is_sales_led": pop.is_sales_led, "is_office": pop.is_office,
+    })  # fmt: skip
+
+
+def identifier_truth(rows: dict[str, pl.DataFrame], pop: Population) -> pl.DataFrame:
+    """One row per (identifier_kind, identifier_value) in the files, with its true customer."""
+    parts = [
+        frame.select(
+            identifier_kind=pl.lit(kind), identifier_value=pl.col(column), _customer="_customer"
+        )
+        for source, frame in rows.items()
+        for column, kind in IDENTIFIER_SOURCES[source].items()
+    ]
+    customer_ids = pop.ids["customer_id"]
+    return (
+        pl.concat(parts)
+        .filter(
+            pl.col("identifier_value").is_not_null()
+            & (pl.col("identifier_value") != plan.SWITCHBOARD_PHONE)
+        )
+        .unique(["identifier_kind", "identifier_value"])
+        .with_columns(customer_id=pl.lit(customer_ids).gather(pl.col("_customer")))
+        .drop("_customer")
+        .sort("identifier_kind", "identifier_value")
+    )
+
+
+def wilson_lower(successes: float, trials: float, z: float = 1.96) -> float:
+    """Lower bound of the Wilson 95% interval of successes / trials."""
+    if trials <= 0:
+        return 0.0
+    p = successes / trials
+    centre = p + z * z / (2 * trials)
+    margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return (centre - margin) / (1 + z * z / trials)
+
+
+def funnel(customers: pl.DataFrame) -> dict[str, object]:
+    """Reached per stage (furthest mode), conversion per transition, status counts."""
+    furthest = customers["furthest_stage_order"].fill_null(0).to_numpy()
+    reached = {stage: int((furthest >= k).sum()) for k, stage in enumerate(plan.STAGES, start=1)}
+    counts = list(reached.values())
+    conversion = {
+        f"{a}->{b}": (counts[k + 1] / counts[k] if counts[k] else None)
+        for k, (a, b) in enumerate(zip(plan.STAGES, plan.STAGES[1:], strict=False))
+    }
+    return {
+        "journey_count": customers.height,
+        "journeys_without_stage": int((furthest == 0).sum()),
+        "reached": reached,
+        "furthest": {
+            stage: int((furthest == k).sum()) for k, stage in enumerate(plan.STAGES, start=1)
+        },
+        "conversion_rate": conversion,
+        "status": {
+            s: int((customers["status"] == s).sum())
+            for s in ("converted", "abandoned", "in_progress")
+        },
+    }
+
+
+def headroom(customers: pl.DataFrame, min_journeys: int) -> list[dict[str, object]]:
+    """Per transition up to purchase: current rate, best segment's Wilson lower bound among
+    segments with >= min_journeys at the stage, and the extra purchases that lift would carry
+    through the later stages at their current rates (DESIGN.md's constraint gain)."""
+    furthest = customers["furthest_stage_order"].fill_null(0).to_numpy()
+    rates = [
+        ((furthest >= k + 1).sum() / max((furthest >= k).sum(), 1)) for k in range(1, plan.PURCHASE)
+    ]
+    result = []
+    for k in range(1, plan.PURCHASE):
+        at_stage = furthest >= k
+        best: tuple[str | None, str | None, float] = (None, None, 0.0)
+        for dimension in SEGMENT_DIMENSIONS:
+            values = customers[dimension].to_numpy()
+            for value in np.unique(values[at_stage]):
+                in_segment = at_stage & (values == value)
+                trials = int(in_segment.sum())
+                if trials >= min_journeys:
+                    lower = wilson_lower(float((furthest[in_segment] >= k + 1).sum()), trials)
+                    if lower > best[2]:
+                        best = (dimension, str(value), lower)
+        later = float(np.prod(rates[k:]))
+        gain = int(at_stage.sum()) * max(0.0, best[2] - rates[k - 1]) * later
+        result.append({
+            "transition": f"{plan.STAGES[k - 1]}->{plan.STAGES[k]}", "conversion_rate": rates[k - 1],
+            "benchmark_dimension": best[0], "benchmark_value": best[1], "benchmark_lower_bound": best[2],
+            "gain_purchases": gain,
+        })  # fmt: skip
+    return result
+
+
+def queue_story(calls: pl.DataFrame, customers: pl.DataFrame) -> dict[str, object]:
+    """Per queue: calls, abandonment, median wait, CSAT; and what became of advice callers."""
+    answered = pl.col("outcome") == "answered"
+    per_queue = (
+        valid(calls).group_by("queue").agg(
+            call_count=pl.len(),
+            abandoned_rate=(pl.col("outcome") == "abandoned").mean(),
+            voicemail_rate=(pl.col("outcome") == "voicemail").mean(),
+            median_wait_seconds=((pl.col("_answered") - pl.col("_at")) / 1e6).filter(answered).median(),
+            mean_csat=pl.col("csat").cast(pl.Float64).mean(),
+        ).sort("queue")
+    )  # fmt: skip
+    return {"slow_queue": plan.SLOW_QUEUE, "queues": per_queue.to_dicts()}
+
+
+def phone_story(crm: pl.DataFrame) -> dict[str, object]:
+    """Share of orders placed by phone, per region (the phone-path region stands out)."""
+    orders = valid(crm).filter(pl.col("activity") == "order_placed")
+    per_region = (
+        orders.group_by("region")
+        .agg(order_count=pl.len(), phone_order_rate=(pl.col("order_channel") == "phone").mean())
+        .sort("region")
+    )
+    return {
+        "dimension": plan.PHONE_PATH_DIMENSION,
+        "value": plan.PHONE_PATH_REGION,
+        "phone_path_share_in_segment": plan.PHONE_PATH_SHARE_IN_REGION,
+        "phone_path_share_elsewhere": plan.PHONE_PATH_SHARE_ELSEWHERE,
+        "orders_by_region": per_region.to_dicts(),
+    }
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
