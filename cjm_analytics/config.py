@@ -284,6 +284,11 @@ class MiningSettings(_Strict):
 
 class Pii(_Strict):
     salt_env: str = Field(default="CJM_PII_SALT", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    default_country_code: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]{0,2}$",
+        description="country code for national phone numbers (leading 0), e.g. '49'",
+    )
 
 
 class JourneyConfig(_Strict):

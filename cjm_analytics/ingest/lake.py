@@ -1,0 +1,198 @@
+"""The event lake: immutable Parquet files, plus a small DuckDB state file with the manifest.
+
+Layout (see docs/adr/0006-lake-and-manifest.md):
+
+    <lake>/events/source=<name>/event_date=<YYYY-MM-DD>/part-<sha256[:16]>-<i>.parquet
+    <lake>/state.duckdb    ingest_files, lake_files, loaded_event_ids, ingest_rejects,
+                           identity_map, identity_customers (identity.py)
+
+A file's Parquet parts are written first; then one transaction records the file in the
+manifest, its parts, its event ids and its rejects. A kill before the commit leaves parts
+that no manifest row lists (never read, overwritten by the rerun, which writes the same
+names); a kill after it leaves a finished file that the rerun skips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from cjm_analytics import warehouse
+from cjm_analytics.config import JourneyConfig
+from cjm_analytics.schema import LAKE_EVENT_COLUMNS, create_table_sql
+
+STATE_FILE = "state.duckdb"
+EVENTS_DIR = "events"
+
+INGEST_FILE_COLUMNS: dict[str, str] = {
+    "source_file": "VARCHAR",
+    "source": "VARCHAR",
+    "sha256": "VARCHAR",
+    "status": "VARCHAR",  # loaded | empty
+    "message": "VARCHAR",
+    "rows_read": "BIGINT",
+    "rows_loaded": "BIGINT",
+    "rows_rejected": "BIGINT",
+    "events_loaded": "BIGINT",
+    "loaded_at": "TIMESTAMP",
+}
+REJECT_COLUMNS: dict[str, str] = {
+    "source": "VARCHAR",
+    "source_file": "VARCHAR",
+    "source_row": "BIGINT",
+    "column_name": "VARCHAR",
+    "reason": "VARCHAR",
+    "raw_line": "VARCHAR",  # emails and phone numbers masked (pii.redact)
+    "rejected_at": "TIMESTAMP",
+}
+_STATE_TABLES: dict[str, dict[str, str]] = {
+    "ingest_files": INGEST_FILE_COLUMNS,
+    "lake_files": {
+        "sha256": "VARCHAR",
+        "source": "VARCHAR",
+        "path": "VARCHAR",
+        "event_count": "BIGINT",
+    },
+    "loaded_event_ids": {"source": "VARCHAR", "event_id": "VARCHAR", "source_file": "VARCHAR"},
+    "ingest_rejects": REJECT_COLUMNS,
+}
+
+
+def state_path(cfg: JourneyConfig) -> Path:
+    return cfg.lake_dir / STATE_FILE
+
+
+def open_state(cfg: JourneyConfig, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The lake's state file (created with its tables when missing)."""
+    cfg.lake_dir.mkdir(parents=True, exist_ok=True)
+    settings = cfg.warehouse
+    con = warehouse.connect(
+        state_path(cfg),
+        read_only=read_only,
+        memory_limit=settings.memory_limit,
+        threads=settings.threads,
+        temp_directory=cfg.resolve(settings.temp_directory) if settings.temp_directory else None,
+    )
+    if not read_only:
+        existing = {
+            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+        for name, columns in _STATE_TABLES.items():
+            if name not in existing:
+                con.execute(create_table_sql(name, columns))
+    return con
+
+
+def is_loaded(con: duckdb.DuckDBPyConnection, source: str, sha256: str) -> str | None:
+    """The file that already brought this content into the lake, if any."""
+    row = con.execute(
+        "SELECT source_file FROM ingest_files WHERE source = ? AND sha256 = ?", [source, sha256]
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def write_parts(
+    events: pa.Table, lake_dir: Path, source: str, sha256: str
+) -> list[tuple[str, int]]:
+    """Write one file's events as Parquet parts by event date; returns (relative path, rows)."""
+    if events.num_rows == 0:
+        return []
+    base = lake_dir / EVENTS_DIR / f"source={source}"
+    dates = pc.cast(events["event_at"], pa.date32())
+    table = events.append_column("event_date", dates)
+    written: list[tuple[str, int]] = []
+
+    def visit(written_file: ds.WrittenFile) -> None:
+        rows = written_file.metadata.num_rows if written_file.metadata is not None else 0
+        written.append((str(Path(written_file.path).relative_to(lake_dir)), rows))
+
+    ds.write_dataset(
+        table,
+        base,
+        format="parquet",
+        partitioning=ds.partitioning(pa.schema([("event_date", pa.date32())]), flavor="hive"),
+        basename_template=f"part-{sha256[:16]}-{{i}}.parquet",
+        existing_data_behavior="overwrite_or_ignore",
+        file_visitor=visit,
+        use_threads=False,
+    )
+    return sorted(written)
+
+
+def commit_file(
+    con: duckdb.DuckDBPyConnection,
+    record: dict[str, object],
+    parts: list[tuple[str, int]],
+    rejects: pa.Table,
+) -> None:
+    """Record one finished file in the manifest, in one transaction with its ids and rejects."""
+    con.execute("BEGIN")
+    try:
+        columns = list(INGEST_FILE_COLUMNS)
+        con.execute(
+            f"INSERT INTO ingest_files ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [record[c] for c in columns],
+        )
+        for path, rows in parts:
+            con.execute(
+                "INSERT INTO lake_files VALUES (?, ?, ?, ?)",
+                [record["sha256"], record["source"], path, rows],
+            )
+        con.execute(
+            "INSERT INTO loaded_event_ids SELECT ?, event_id, ? FROM file_events",
+            [record["source"], record["source_file"]],
+        )
+        con.register("new_rejects", rejects)
+        con.execute("INSERT INTO ingest_rejects SELECT * FROM new_rejects")
+        con.unregister("new_rejects")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def load_lake(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
+    """Create `stg_events`, `ingest_files` and `ingest_rejects` in an open warehouse.
+
+    Grains: stg_events one row per loaded lake event (key source, event_id); ingest_files one
+    row per loaded input file (key source, sha256); ingest_rejects one row per rejected input
+    row (key source_file, source_row). Only Parquet parts listed in the manifest are read.
+    """
+    if not state_path(cfg).exists():
+        tables = {"ingest_files": None, "ingest_rejects": None, "lake_files": None}
+        paths: list[str] = []
+    else:
+        with warehouse.connection(state_path(cfg), read_only=True) as state:
+            tables = {
+                name: state.sql(f"SELECT * FROM {name}").to_arrow_table()
+                for name in ("ingest_files", "ingest_rejects")
+            }
+            paths = [
+                str(cfg.lake_dir / p)
+                for (p,) in state.execute("SELECT path FROM lake_files ORDER BY path").fetchall()
+            ]
+    con.execute("BEGIN")
+    con.execute("DROP TABLE IF EXISTS stg_events")
+    con.execute(create_table_sql("stg_events", LAKE_EVENT_COLUMNS))
+    if paths:
+        columns = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in LAKE_EVENT_COLUMNS.items())
+        con.execute(
+            f"INSERT INTO stg_events SELECT {columns} FROM read_parquet(?, hive_partitioning = false)",
+            [paths],
+        )
+    for name, columns_spec in (
+        ("ingest_files", INGEST_FILE_COLUMNS),
+        ("ingest_rejects", REJECT_COLUMNS),
+    ):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(create_table_sql(name, columns_spec))
+        data = tables.get(name)
+        if data is not None:
+            con.register("state_rows", data)
+            con.execute(f"INSERT INTO {name} SELECT * FROM state_rows")
+            con.unregister("state_rows")
+    con.execute("COMMIT")

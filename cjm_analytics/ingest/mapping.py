@@ -1,0 +1,81 @@
+"""A source's column mapping, resolved into event specs: which source column feeds which field.
+
+A plain source gives one spec per row. A wide record (`events:` in journey.yaml) gives one
+spec per listed event, each with its own time column, conditions and extra fields. The
+event id of a wide event is `<row id>:<event name>` when several events share the id column,
+and, when no id column is mapped at all, a hash of the raw record (`h<sha256[:24]>`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cjm_analytics.config import Condition, SourceConfig
+
+#: canonical fields read as numbers (validated with try_cast)
+NUMERIC_FIELDS: tuple[str, ...] = ("amount", "csat_score", "nps_score")
+#: canonical fields copied as text
+TEXT_FIELDS: tuple[str, ...] = (
+    "page_url",
+    "device",
+    "region",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "outcome",
+)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """How one event is taken from a row (source column names, not yet generated names)."""
+
+    name_columns: tuple[str, ...]  # joined with the separator; empty when `constant_name`
+    constant_name: str | None
+    at_column: str
+    fields: dict[str, str] = field(default_factory=dict)  # canonical field -> source column
+    when: tuple[Condition, ...] = ()
+    id_suffix: bool = False  # event id = <row id>:<event name>
+
+
+def event_specs(source: SourceConfig) -> list[EventSpec]:
+    """One spec for a plain source, one per `events` entry for a wide record."""
+    base = {k: v for k, v in source.columns.items() if k not in ("event_name", "event_at")}
+    fields: dict[str, str] = {k: v for k, v in base.items() if isinstance(v, str)}
+    if not source.events:
+        name = source.columns.get("event_name", "activity")
+        name_columns = (name,) if isinstance(name, str) else tuple(name)
+        at = source.columns.get("event_at", "timestamp")
+        assert isinstance(at, str)
+        return [EventSpec(name_columns, None, at, fields)]
+    id_columns = [{**fields, **e.properties}.get("event_id") for e in source.events]
+    shared = {c for c in id_columns if c is not None and id_columns.count(c) > 1}
+    specs = []
+    for event, id_column in zip(source.events, id_columns, strict=True):
+        specs.append(
+            EventSpec(
+                name_columns=(),
+                constant_name=event.name,
+                at_column=event.at,
+                fields={**fields, **event.properties},
+                when=tuple(event.when),
+                id_suffix=id_column in shared,
+            )
+        )
+    return specs
+
+
+def needed_columns(source: SourceConfig) -> list[str]:
+    """Every source column the mapping reads, in a stable order (for JSON and Parquet)."""
+    found: list[str] = []
+    for spec in event_specs(source):
+        found += [*spec.name_columns, spec.at_column, *spec.fields.values()]
+        found += [c.column for c in spec.when]
+    found += list(source.identifiers.values()) + list(source.properties)
+    if source.join is not None:
+        found += list(source.join.on)
+    return list(dict.fromkeys(found))
+
+
+def time_columns(source: SourceConfig) -> set[str]:
+    return {spec.at_column for spec in event_specs(source)}

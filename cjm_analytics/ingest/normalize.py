@@ -1,0 +1,358 @@
+"""Map `raw_rows` to the canonical event schema, validate, and route failures to rejects.
+
+Input: the TEMP tables a reader leaves (`raw_rows`, `read_rejects`) and the source's
+`RawFile` column map. Output: TEMP tables `file_events` (schema.LAKE_EVENT_COLUMNS) and
+`row_rejects` (source_row, column_name, reason, raw_line, pii_values), where each rejected
+row appears once with the first reason found. A wide record's row is loaded only when all
+its events are valid. Every value from journey.yaml reaches SQL as a named parameter;
+column names are the generated `c0, c1, ...`.
+
+Time: text with a UTC offset (or `Z`) keeps its instant; naive text is local time of the
+source's `timezone` (DST by ICU: a time inside the spring-forward gap does not exist and is
+rejected; an ambiguous autumn time is its first occurrence); naive text without a
+configured zone is rejected. See docs/adr/0006-lake-and-manifest.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from cjm_analytics import pii
+from cjm_analytics.config import Condition, SourceConfig
+from cjm_analytics.errors import IngestError
+from cjm_analytics.ingest._sql import run
+from cjm_analytics.ingest.mapping import NUMERIC_FIELDS, TEXT_FIELDS, EventSpec, event_specs
+from cjm_analytics.ingest.raw import RawFile
+from cjm_analytics.schema import IDENTIFIER_COLUMNS, LAKE_EVENT_COLUMNS
+
+MAX_VALUE_CHARS = 10_000
+OFFSET_PATTERN = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|UTC|[+-]\d{2}(:?\d{2})?)$"
+ISO_HINT = "ISO 8601 such as 2024-03-01T10:00:00+01:00 or 2024-03-01 10:00:00"
+
+
+@dataclass(frozen=True)
+class FileContext:
+    """The values one file's normalization binds as parameters."""
+
+    source: str
+    source_file: str
+    as_of: datetime
+    salt: str
+    country_code: str | None
+
+
+def normalize(
+    con: duckdb.DuckDBPyConnection, raw: RawFile, cfg: SourceConfig, ctx: FileContext
+) -> None:
+    """raw_rows -> file_events + row_rejects (TEMP tables)."""
+    specs = event_specs(cfg)
+    _require_columns(raw, cfg, specs, ctx.source_file)
+    params: dict[str, Any] = {**raw.params, **_context_params(cfg, ctx)}
+    selects = [
+        _mapped_select(i, spec, cfg, raw, params, len(specs)) for i, spec in enumerate(specs)
+    ]
+    run(con, "CREATE OR REPLACE TEMP TABLE mapped AS " + " UNION ALL ".join(selects), params)
+    run(con, _checked_sql(cfg), params)
+    for statement in _row_rejects_sql().split(";"):
+        if statement.strip():
+            run(con, statement, params)
+    con.execute("DROP TABLE mapped")
+    run(con, "CREATE OR REPLACE TEMP TABLE file_events AS " + _events_sql(), params)
+    con.execute("DROP TABLE candidates")
+
+
+def _require_columns(raw: RawFile, cfg: SourceConfig, specs: list[EventSpec], where: str) -> None:
+    from cjm_analytics.ingest.mapping import needed_columns
+
+    missing = [c for c in needed_columns(cfg) if c not in raw.columns]
+    if missing:
+        raise IngestError(
+            f"{where}: column(s) {missing} named in journey.yaml are not in the file; "
+            f"the file has {list(raw.columns)[:40]}"
+        )
+
+
+def _context_params(cfg: SourceConfig, ctx: FileContext) -> dict[str, Any]:
+    not_before = datetime.fromisoformat(cfg.not_before) if cfg.not_before else None
+    return {
+        "source": ctx.source,
+        "source_file": ctx.source_file,
+        "default_channel": cfg.channel,
+        "as_of": ctx.as_of.replace(tzinfo=None),
+        "not_before": not_before.replace(tzinfo=None) if not_before else None,
+        "not_before_text": cfg.not_before,
+        "tz": cfg.timezone,
+        "ts_format": cfg.timestamp_format,
+        "offset_re": OFFSET_PATTERN,
+        "salt": ctx.salt,
+        "country_code": ctx.country_code,
+        "sep": cfg.event_name_separator,
+        "max_chars": MAX_VALUE_CHARS,
+    }
+
+
+def _text(column: str | None, raw: RawFile) -> str:
+    return "NULL::VARCHAR" if column is None else f"nullif(trim({raw.columns[column]}), '')"
+
+
+def _mapped_select(
+    i: int, spec: EventSpec, cfg: SourceConfig, raw: RawFile, params: dict[str, Any], n_specs: int
+) -> str:
+    """SELECT the fields of event spec `i` from raw_rows, still as text."""
+    p = f"s{i}_"
+    params[p + "name"] = spec.constant_name
+    id_column = spec.fields.get("event_id")
+    if spec.constant_name is not None:
+        name_sql = f"${p}name"
+        name_column = None
+    elif len(spec.name_columns) == 1:
+        name_sql, name_column = _text(spec.name_columns[0], raw), spec.name_columns[0]
+    else:
+        parts = ", ".join(_text(c, raw) for c in spec.name_columns)
+        name_sql, name_column = (
+            f"nullif(concat_ws($sep, {parts}), '')",
+            " + ".join(spec.name_columns),
+        )
+    if id_column is not None:
+        id_sql = _text(id_column, raw) + (f" || ':' || ${p}name" if spec.id_suffix else "")
+    else:
+        id_sql = f"'h' || left(sha256({raw.raw_line_sql}), 24)" + (
+            f" || ':' || ${p}name" if n_specs > 1 else ""
+        )
+    params.update(
+        {p + "id_col": id_column, p + "name_col": name_column, p + "at_col": spec.at_column}
+    )
+    cols = [
+        f"{i} AS spec_index",
+        f"{id_sql} AS event_id",
+        f"{id_column is not None} AS has_id_column",
+        f"{name_sql} AS event_name",
+        f"{_text(spec.at_column, raw)} AS at_text",
+        f"${p}id_col AS id_column",
+        f"${p}name_col AS name_column",
+        f"${p}at_col AS at_column",
+        f"{_text(spec.fields.get('channel'), raw)} AS channel_text",
+    ]
+    for name in TEXT_FIELDS + NUMERIC_FIELDS:
+        params[f"{p}{name}_col"] = spec.fields.get(name)
+        cols += [
+            f"{_text(spec.fields.get(name), raw)} AS {name}_text",
+            f"${p}{name}_col AS {name}_column",
+        ]
+    for kind, column in IDENTIFIER_COLUMNS.items():
+        source_column = cfg.identifiers.get(kind)  # type: ignore[call-overload]
+        params[f"{p}{kind}_col"] = source_column
+        cols += [
+            f"{_text(source_column, raw)} AS {kind}_text",
+            f"${p}{kind}_col AS {column}_column",
+        ]
+    cols.append(f"{_properties_sql(cfg, raw, params)} AS properties")
+    where = (
+        " AND ".join(_condition_sql(c, raw, params, f"{p}w{k}") for k, c in enumerate(spec.when))
+        or "true"
+    )
+    return f"SELECT source_row, {', '.join(cols)} FROM raw_rows WHERE {where}"
+
+
+def _properties_sql(cfg: SourceConfig, raw: RawFile, params: dict[str, Any]) -> str:
+    if not cfg.properties:
+        return "NULL::VARCHAR"
+    pairs = []
+    for k, column in enumerate(cfg.properties):
+        params[f"prop_{k}"] = column
+        pairs.append(f"$prop_{k}, {raw.columns[column]}")
+    return f"CAST(json_object({', '.join(pairs)}) AS VARCHAR)"
+
+
+def _condition_sql(cond: Condition, raw: RawFile, params: dict[str, Any], key: str) -> str:
+    column = raw.columns[cond.column]
+    if cond.equals is not None:
+        params[key] = cond.equals
+        return f"({column} = ${key})"
+    if cond.in_ is not None:
+        params[key] = list(cond.in_)
+        return f"list_contains(${key}, {column})"
+    if cond.is_null is False:
+        return f"({column} IS NOT NULL)"
+    return f"({column} IS NULL)" if cond.is_null else f"({column} IS NOT NULL)"
+
+
+def _time_sql(cfg: SourceConfig) -> tuple[str, str, str]:
+    """(has_offset, aware_at TIMESTAMPTZ, naive_at TIMESTAMP) SQL over `at_text`."""
+    if cfg.timestamp_format and "%z" in cfg.timestamp_format:
+        return "true", "try_strptime(at_text, $ts_format)", "NULL::TIMESTAMP"
+    if cfg.timestamp_format:
+        return "false", "NULL::TIMESTAMPTZ", "try_strptime(at_text, $ts_format)"
+    has_offset = "regexp_matches(at_text, $offset_re)"
+    return (
+        has_offset,
+        f"CASE WHEN {has_offset} THEN try_cast(at_text AS TIMESTAMPTZ) END",
+        f"CASE WHEN NOT {has_offset} THEN try_cast(at_text AS TIMESTAMP) END",
+    )
+
+
+def _checks() -> list[tuple[str, str, str]]:
+    """(condition, reason, column) in priority order; the first that holds is the reason."""
+    checks = [
+        ("has_id_column AND event_id IS NULL", "'missing event id'", "id_column"),
+        ("event_name IS NULL", "'missing event name'", "name_column"),
+        ("at_text IS NULL", "'missing timestamp'", "at_column"),
+    ]
+    long_fields = ["event_id", "event_name", "at_text", "channel_text"]
+    long_fields += [f"{n}_text" for n in TEXT_FIELDS + NUMERIC_FIELDS + tuple(IDENTIFIER_COLUMNS)]
+    for name in long_fields:
+        column = {"event_id": "id_column", "event_name": "name_column", "at_text": "at_column"}.get(
+            name, "NULL"
+        )
+        if name.endswith("_text") and name[:-5] in TEXT_FIELDS + NUMERIC_FIELDS:
+            column = f"{name[:-5]}_column"
+        if name.endswith("_text") and name[:-5] in IDENTIFIER_COLUMNS:
+            column = f"{IDENTIFIER_COLUMNS[name[:-5]]}_column"
+        checks.append(
+            (
+                f"length({name}) > $max_chars",
+                "'value longer than ' || $max_chars || ' characters'",
+                column,
+            )
+        )
+    checks += [
+        (
+            "aware_at IS NULL AND naive_at IS NULL",
+            "'unparseable timestamp ' || quote_text || '; expected ' || coalesce('format ' || $ts_format, '"
+            + ISO_HINT
+            + "')",
+            "at_column",
+        ),
+        (
+            "naive_at IS NOT NULL AND $tz IS NULL",
+            "'timestamp ' || quote_text || ' has no UTC offset and the source has no timezone; "
+            "write offsets or set sources.' || $source || '.timezone'",
+            "at_column",
+        ),
+        (
+            "is_nonexistent_local",
+            "'local time ' || quote_text || ' does not exist in ' || $tz || ' (clocks jumped forward at the DST change)'",
+            "at_column",
+        ),
+        (
+            "event_at > $as_of",
+            "'event time ' || event_at || ' is in the future (after the as-of time ' || $as_of || ')'",
+            "at_column",
+        ),
+        (
+            "event_at < $not_before",
+            "'event time ' || event_at || ' is before not_before ' || $not_before_text",
+            "at_column",
+        ),
+    ]
+    for name in NUMERIC_FIELDS:
+        checks.append(
+            (
+                f"{name}_text IS NOT NULL AND try_cast({name}_text AS DOUBLE) IS NULL",
+                f"'{name} ''' || {name}_text || ''' is not a number'",
+                f"{name}_column",
+            )
+        )
+    checks += [
+        (
+            "email_text IS NOT NULL AND email_normalized IS NULL",
+            "'email is not an email address (value not shown: personal data)'",
+            "email_hash_column",
+        ),
+        (
+            "phone_text IS NOT NULL AND phone_normalized IS NULL",
+            "'phone is not a phone number with country code (value not shown: personal data); "
+            "national numbers need pii.default_country_code'",
+            "phone_hash_column",
+        ),
+    ]
+    return checks
+
+
+def _checked_sql(cfg: SourceConfig) -> str:
+    _, aware, naive = _time_sql(cfg)
+    checks = _checks()
+    reason = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r, _ in checks) + " END"
+    column = "CASE " + " ".join(f"WHEN {c} THEN {col}" for c, _, col in checks) + " END"
+    return f"""
+CREATE OR REPLACE TEMP TABLE checked AS
+WITH parsed AS (
+    SELECT *, {aware} AS aware_at, {naive} AS naive_at, '''' || left(at_text, 80) || '''' AS quote_text,
+        {pii.email_normalized_sql("email_text")} AS email_normalized,
+        {pii.phone_normalized_sql("phone_text")} AS phone_normalized
+    FROM mapped
+),
+timed AS (
+    SELECT *,
+        CASE WHEN aware_at IS NOT NULL THEN timezone('UTC', aware_at)
+             WHEN naive_at IS NOT NULL THEN timezone('UTC', timezone(CAST($tz AS VARCHAR), naive_at))
+        END AS event_at,
+        coalesce(naive_at IS NOT NULL AND
+            timezone(CAST($tz AS VARCHAR), timezone(CAST($tz AS VARCHAR), naive_at)) <> naive_at, false)
+            AS is_nonexistent_local
+    FROM parsed
+),
+final AS (
+    SELECT *, {reason} AS reason, {column} AS column_name FROM timed
+)
+SELECT * FROM final
+"""
+
+
+def _row_rejects_sql() -> str:
+    """Each failing row once, first reason first; then duplicates among the rows that pass."""
+    return """
+CREATE OR REPLACE TEMP TABLE row_rejects AS
+SELECT source_row, arg_min(column_name, spec_index) AS column_name, arg_min(reason, spec_index) AS reason
+FROM checked WHERE reason IS NOT NULL GROUP BY source_row
+UNION ALL
+SELECT r.source_row, NULL, 'no event: none of the events listed for this source matched the row'
+FROM raw_rows r ANTI JOIN checked c ON c.source_row = r.source_row;
+CREATE OR REPLACE TEMP TABLE candidates AS
+SELECT c.* FROM checked c ANTI JOIN row_rejects f ON f.source_row = c.source_row;
+INSERT INTO row_rejects
+SELECT source_row, arg_min(column_name, spec_index), arg_min(reason, spec_index) FROM (
+    SELECT source_row, spec_index, id_column AS column_name,
+        'duplicate event id ' || event_id || ' in this file (first at row ' || first_row || ')' AS reason
+    FROM (
+        SELECT *, min(source_row) OVER (PARTITION BY event_id) AS first_row,
+            row_number() OVER (PARTITION BY event_id ORDER BY source_row, spec_index) AS copy_number
+        FROM candidates
+    ) WHERE copy_number > 1
+    UNION ALL
+    SELECT c.source_row, c.spec_index, c.id_column,
+        'duplicate event id ' || c.event_id || ': already loaded from ' || l.source_file
+    FROM candidates c JOIN loaded_event_ids l ON l.source = $source AND l.event_id = c.event_id
+) GROUP BY source_row;
+"""
+
+
+def _events_sql() -> str:
+    identifiers = {}
+    for kind, column in IDENTIFIER_COLUMNS.items():
+        if kind in ("email", "phone"):
+            identifiers[column] = pii.hash_sql(kind, f"{kind}_normalized")
+        else:
+            identifiers[column] = f"{kind}_text"
+    expressions: dict[str, str] = {
+        "event_id": "event_id",
+        "source": "$source",
+        "event_name": "event_name",
+        "event_at": "event_at",
+        "channel": "coalesce(lower(channel_text), $default_channel)",
+        **{name: f"{name}_text" for name in TEXT_FIELDS},
+        **{name: f"CAST({name}_text AS DOUBLE)" for name in NUMERIC_FIELDS},
+        "properties": "properties",
+        "source_file": "$source_file",
+        "source_row": "source_row",
+    }
+    expressions.update(identifiers)
+    selected = [f"{expressions[name]} AS {name}" for name in LAKE_EVENT_COLUMNS]
+    return (
+        f"SELECT {', '.join(selected)} FROM candidates c "
+        "ANTI JOIN row_rejects f ON f.source_row = c.source_row"
+    )

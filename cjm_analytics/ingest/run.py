@@ -1,0 +1,333 @@
+"""`ingest(cfg)`: every new file of every source into the lake, with per-file accounting."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from cjm_analytics import pii
+from cjm_analytics.config import JourneyConfig, SourceConfig
+from cjm_analytics.errors import IngestError
+from cjm_analytics.ingest import lake
+from cjm_analytics.ingest._sql import generated_names, run
+from cjm_analytics.ingest.csv_source import EmptyFileError, read_csv_file
+from cjm_analytics.ingest.jsonl_source import read_jsonl_file
+from cjm_analytics.ingest.mapping import needed_columns, time_columns
+from cjm_analytics.ingest.normalize import FileContext, normalize
+from cjm_analytics.ingest.parquet_source import read_parquet_file, read_xes_file
+from cjm_analytics.ingest.raw import RawFile, create_read_rejects
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One input file's outcome. Invariant: rows_read = rows_loaded + rows_rejected."""
+
+    source: str
+    source_file: str
+    status: str  # loaded | skipped | empty | failed
+    sha256: str | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    events_loaded: int = 0
+    message: str | None = None
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """All files of one ingest run."""
+
+    files: list[FileResult]
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(f.rows_rejected for f in self.files)
+
+    @property
+    def events_loaded(self) -> int:
+        return sum(f.events_loaded for f in self.files)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+
+def ingest(cfg: JourneyConfig, as_of: datetime | None = None) -> IngestSummary:
+    """Load every file not yet in the manifest; events after `as_of` (default now) are rejected."""
+    as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
+    salt = cfg.pii_salt()
+    results: list[FileResult] = []
+    con = lake.open_state(cfg)
+    try:
+        for name, source in cfg.sources.items():
+            for path in find_files(cfg, source):
+                results.append(_ingest_file(con, cfg, name, source, path, as_of, salt))
+    finally:
+        con.close()
+    return IngestSummary(results)
+
+
+def find_files(cfg: JourneyConfig, source: SourceConfig) -> list[Path]:
+    """The files a source's glob matches (relative to journey.yaml), in name order."""
+    pattern = str(cfg.resolve(source.path))
+    return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _display_path(cfg: JourneyConfig, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(cfg.base_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    cfg: JourneyConfig,
+    name: str,
+    source: SourceConfig,
+    path: Path,
+    as_of: datetime,
+    salt: str,
+) -> FileResult:
+    shown = _display_path(cfg, path)
+    sha = file_sha256(path)
+    earlier = lake.is_loaded(con, name, sha)
+    if earlier is not None:
+        note = None if earlier == shown else f"same content as {earlier}"
+        return FileResult(name, shown, "skipped", sha, message=note)
+    ctx = FileContext(name, shown, as_of, salt, cfg.pii.default_country_code)
+    try:
+        create_read_rejects(con)
+        raw = read_source_file(con, cfg, source, path)
+        normalize(con, raw, source, ctx)
+    except EmptyFileError as exc:
+        return _commit_empty(con, name, shown, sha, str(exc))
+    except (IngestError, duckdb.Error) as exc:
+        return FileResult(name, shown, "failed", sha, message=str(exc).replace(str(path), shown))
+    return _commit(con, cfg, raw, ctx, sha)
+
+
+def read_source_file(
+    con: duckdb.DuckDBPyConnection, cfg: JourneyConfig, source: SourceConfig, path: Path
+) -> RawFile:
+    """Dispatch to the reader of the source's format; applies `join` when configured."""
+    if source.join is None:
+        return _read_format(con, path, source.format, source, source.csv)
+    join_path = cfg.resolve(source.join.path)
+    join_raw = _read_format(con, join_path, source.join.format, source, source.join.csv)
+    _keep_join_rows(con, join_path)
+    raw = _read_format(con, path, source.format, source, source.csv)
+    return _apply_join(con, raw, join_raw.columns, source)
+
+
+def _read_format(
+    con: duckdb.DuckDBPyConnection, path: Path, format_: str, source: SourceConfig, dialect
+) -> RawFile:  # type: ignore[no-untyped-def]
+    if not path.is_file():
+        raise IngestError(f"{path}: file not found")
+    if format_ == "csv":
+        return read_csv_file(con, path, dialect)
+    if format_ == "jsonl":
+        return read_jsonl_file(con, path, needed_columns(source))
+    if format_ == "parquet":
+        return read_parquet_file(con, path, time_columns(source), needed_columns(source))
+    return read_xes_file(con, path, time_columns(source))
+
+
+def _keep_join_rows(con: duckdb.DuckDBPyConnection, join_path: Path) -> None:
+    bad = con.execute(
+        "SELECT source_row, reason FROM read_rejects ORDER BY source_row LIMIT 1"
+    ).fetchone()
+    if bad is not None:
+        raise IngestError(f"join file {join_path}: row {bad[0]}: {bad[1]}; fix the join file")
+    con.execute("CREATE OR REPLACE TEMP TABLE join_rows AS SELECT * FROM raw_rows")
+    create_read_rejects(con)
+
+
+def _apply_join(
+    con: duckdb.DuckDBPyConnection, main: RawFile, join_names: dict[str, str], source: SourceConfig
+) -> RawFile:
+    """raw_rows := main rows joined to the join file's rows on `join.on` (join columns win)."""
+    assert source.join is not None
+    join_columns = [
+        r[0] for r in con.execute("SELECT name FROM pragma_table_info('join_rows')").fetchall()
+    ]
+    renamed = generated_names(len(join_columns), "j")
+    keys = source.join.on
+    missing = [k for k in keys if k not in main.columns or k not in join_names]
+    if missing:
+        raise IngestError(f"join.on: key column(s) {missing} must be in both files")
+    on = " AND ".join(
+        f"m.{main.columns[k]} = j.{renamed[join_columns.index(join_names[k])]}" for k in keys
+    )
+    key_list = ", ".join(join_names[k] for k in keys)
+    dup = con.execute(
+        f"SELECT min(source_row), count(*) FROM join_rows GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1"
+    ).fetchone()
+    if dup is not None:
+        raise IngestError(
+            f"join file {source.join.path}: row {dup[0]}: the key {keys} occurs {dup[1]} times; keys must be unique"
+        )
+    selected = ", ".join(f"j.{c} AS {r}" for c, r in zip(join_columns, renamed, strict=True))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE raw_rows AS SELECT m.*, {selected}, j.source_row IS NOT NULL AS has_join_match "
+        f"FROM raw_rows m LEFT JOIN join_rows j ON {on} ORDER BY m.source_row"
+    )
+    if source.join.how == "inner":
+        run(
+            con,
+            f"INSERT INTO read_rejects SELECT source_row, NULL, 'no row in the join file with the same ' || $keys, "
+            f"{main.raw_line_sql} FROM raw_rows WHERE NOT has_join_match",
+            {**main.params, "keys": ", ".join(keys)},
+        )
+        con.execute("DELETE FROM raw_rows WHERE NOT has_join_match")
+    columns = dict(main.columns)
+    for source_name, generated in join_names.items():
+        if source_name not in keys:
+            columns[source_name] = renamed[join_columns.index(generated)]
+    return RawFile(columns, main.raw_line_sql, main.params)
+
+
+def _commit_empty(
+    con: duckdb.DuckDBPyConnection, name: str, shown: str, sha: str, message: str
+) -> FileResult:
+    record = _record(name, shown, sha, "empty", message, 0, 0, 0, 0)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE file_events AS SELECT NULL::VARCHAR AS event_id WHERE false"
+    )
+    lake.commit_file(con, record, [], _rejects_table([]))
+    return FileResult(name, shown, "empty", sha, message=message)
+
+
+def _record(
+    name: str, shown: str, sha: str, status: str, message: str | None, *counts: int
+) -> dict[str, object]:
+    read, loaded, rejected, events = counts
+    return {
+        "source_file": shown,
+        "source": name,
+        "sha256": sha,
+        "status": status,
+        "message": message,
+        "rows_read": read,
+        "rows_loaded": loaded,
+        "rows_rejected": rejected,
+        "events_loaded": events,
+        "loaded_at": datetime.now(UTC).replace(tzinfo=None),
+    }
+
+
+def _commit(
+    con: duckdb.DuckDBPyConnection, cfg: JourneyConfig, raw: RawFile, ctx: FileContext, sha: str
+) -> FileResult:
+    raw_count = _count(con, "SELECT count(*) FROM raw_rows")
+    read_rejected = _count(con, "SELECT count(*) FROM read_rejects")
+    row_rejected = _count(con, "SELECT count(*) FROM row_rejects")
+    loaded = _count(con, "SELECT count(DISTINCT source_row) FROM file_events")
+    events_loaded = _count(con, "SELECT count(*) FROM file_events")
+    rows_read, rows_rejected = raw_count + read_rejected, read_rejected + row_rejected
+    if rows_read != loaded + rows_rejected:
+        raise AssertionError(
+            f"{ctx.source_file}: {rows_read} rows read != {loaded} loaded + {rows_rejected} rejected"
+        )
+    rejects = _collect_rejects(con, raw, ctx)
+    events = con.sql("SELECT * FROM file_events").to_arrow_table()
+    parts = lake.write_parts(events, cfg.lake_dir, ctx.source, sha)
+    record = _record(
+        ctx.source,
+        ctx.source_file,
+        sha,
+        "loaded",
+        None,
+        rows_read,
+        loaded,
+        rows_rejected,
+        events_loaded,
+    )
+    lake.commit_file(con, record, parts, rejects)
+    reasons = Counter(reason_kind(r) for r in rejects.column("reason").to_pylist())
+    return FileResult(
+        ctx.source,
+        ctx.source_file,
+        "loaded",
+        sha,
+        rows_read,
+        loaded,
+        rows_rejected,
+        events_loaded,
+        reject_reasons=dict(reasons.most_common()),
+    )
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _collect_rejects(con: duckdb.DuckDBPyConnection, raw: RawFile, ctx: FileContext) -> pa.Table:
+    """read_rejects + row_rejects, one row each, with PII masked in the raw line."""
+    rows = run(
+        con,
+        "SELECT source_row, column_name, reason, raw_line, [] AS pii_values FROM read_rejects "
+        "UNION ALL "
+        f"SELECT f.source_row, f.column_name, f.reason, {raw.raw_line_sql} AS raw_line, "
+        "coalesce(p.pii_values, []) FROM row_rejects f JOIN raw_rows USING (source_row) "
+        "LEFT JOIN (SELECT source_row, list_distinct(list(email_text) || list(phone_text)) AS pii_values "
+        "FROM checked GROUP BY source_row) p USING (source_row) ORDER BY 1",
+        raw.params,
+    ).fetchall()
+    return _rejects_table(
+        [
+            (ctx.source, ctx.source_file, r[0], r[1], r[2], pii.redact(r[3], r[4] or []))
+            for r in rows
+        ]
+    )
+
+
+def _rejects_table(rows: list[tuple[object, ...]]) -> pa.Table:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
+    return pa.table(
+        {
+            "source": pa.array(columns[0], pa.string()),
+            "source_file": pa.array(columns[1], pa.string()),
+            "source_row": pa.array(columns[2], pa.int64()),
+            "column_name": pa.array(columns[3], pa.string()),
+            "reason": pa.array(columns[4], pa.string()),
+            "raw_line": pa.array(columns[5], pa.string()),
+            "rejected_at": pa.array([now] * len(rows), pa.timestamp("us")),
+        }
+    )
+
+
+_VALUE_IN_REASON = re.compile(r"'[^']*'|\b[0-9a-f]{12,}\b|[^ ]*\d[^ ]*")
+
+
+def reason_kind(reason: str) -> str:
+    """A reject reason without its values, for counting reasons of the same kind."""
+    return re.sub(r"\s+", " ", _VALUE_IN_REASON.sub("…", reason)).strip()[:120]
