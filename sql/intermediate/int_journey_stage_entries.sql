@@ -1,0 +1,125 @@
+-- int_journey_stage_entries: when each journey entered each stage, in both counting modes.
+--
+-- Grain: one row per journey (with at least one touchpoint) and configured stage.
+-- Key: (journey_id, stage_order).
+--
+-- Definitions (positions are touchpoint_seq: event_at, then the tie-breakers of touchpoints):
+--   first_touch_seq / _at: the journey's first touchpoint mapped to exactly this stage.
+--   furthest mode: the journey entered stage k at its first touchpoint mapped to any stage
+--     at or beyond k (a journey that reached purchase passed the stages before it, even
+--     unobserved ones). furthest_entered_seq = min(first_touch_seq over stages >= k).
+--   ordered mode: the journey entered stages 1..k in order. Stage 1 is entered at its first
+--     touchpoint of stage 1; stage k+1 at its first touchpoint of stage k+1 that comes after
+--     (higher touchpoint_seq than) the touchpoint where it entered stage k. A stage touched
+--     only before that point does not count. This greedy chain is the earliest possible
+--     embedding of stages 1..k as a subsequence, so it exists exactly when the journey holds
+--     stages 1..k in order; it reproduces the `ordered_cases` of the reference figures of
+--     the real logs in ../shared/data/real (BPI 2012, helpdesk, road traffic, sepsis...).
+--   entered_seq / entered_at: the mode's entry, chosen by getvariable('funnel_mode');
+--     NULL when the journey did not reach the stage in that mode.
+with recursive
+
+mapped_touchpoints as (
+    select journey_id, touchpoint_seq, event_at, stage_order
+    from touchpoints
+    where stage_order is not null
+),
+
+stages as (
+    select stage, stage_order from stage_definitions
+),
+
+journey_ids as (
+    select distinct journey_id from touchpoints
+),
+
+first_touches as (
+    select
+        journey_id,
+        stage_order,
+        min(touchpoint_seq) as first_touch_seq,
+        min(event_at) as first_touch_at
+    from mapped_touchpoints
+    group by journey_id, stage_order
+),
+
+ordered_chain(journey_id, stage_order, entered_seq) as (
+    select journey_id, 1, min(touchpoint_seq)
+    from mapped_touchpoints
+    where stage_order = 1
+    group by journey_id
+    union all
+    select
+        ordered_chain.journey_id,
+        ordered_chain.stage_order + 1,
+        min(mapped_touchpoints.touchpoint_seq)
+    from ordered_chain
+    inner join mapped_touchpoints
+        on mapped_touchpoints.journey_id = ordered_chain.journey_id
+        and mapped_touchpoints.stage_order = ordered_chain.stage_order + 1
+        and mapped_touchpoints.touchpoint_seq > ordered_chain.entered_seq
+    group by ordered_chain.journey_id, ordered_chain.stage_order
+),
+
+ordered_entries as (
+    select
+        ordered_chain.journey_id,
+        ordered_chain.stage_order,
+        ordered_chain.entered_seq,
+        touchpoints.event_at as entered_at
+    from ordered_chain
+    inner join touchpoints
+        on touchpoints.journey_id = ordered_chain.journey_id
+        and touchpoints.touchpoint_seq = ordered_chain.entered_seq
+),
+
+journey_stage_grid as (
+    select journey_ids.journey_id, stages.stage, stages.stage_order
+    from journey_ids
+    cross join stages
+),
+
+furthest_entries as (
+    select
+        journey_stage_grid.*,
+        first_touches.first_touch_seq,
+        first_touches.first_touch_at,
+        min(first_touches.first_touch_seq) over later_stages as furthest_entered_seq,
+        min(first_touches.first_touch_at) over later_stages as furthest_entered_at
+    from journey_stage_grid
+    left join first_touches
+        on first_touches.journey_id = journey_stage_grid.journey_id
+        and first_touches.stage_order = journey_stage_grid.stage_order
+    window later_stages as (
+        partition by journey_stage_grid.journey_id
+        order by journey_stage_grid.stage_order desc
+        rows between unbounded preceding and current row
+    )
+),
+
+final as (
+    select
+        furthest_entries.journey_id,
+        furthest_entries.stage,
+        cast(furthest_entries.stage_order as integer) as stage_order,
+        furthest_entries.first_touch_seq,
+        furthest_entries.first_touch_at,
+        furthest_entries.furthest_entered_seq,
+        furthest_entries.furthest_entered_at,
+        ordered_entries.entered_seq as ordered_entered_seq,
+        ordered_entries.entered_at as ordered_entered_at,
+        case getvariable('funnel_mode')
+            when 'ordered' then ordered_entries.entered_seq
+            else furthest_entries.furthest_entered_seq
+        end as entered_seq,
+        case getvariable('funnel_mode')
+            when 'ordered' then ordered_entries.entered_at
+            else furthest_entries.furthest_entered_at
+        end as entered_at
+    from furthest_entries
+    left join ordered_entries
+        on ordered_entries.journey_id = furthest_entries.journey_id
+        and ordered_entries.stage_order = furthest_entries.stage_order
+)
+
+select * from final

@@ -1,0 +1,117 @@
+-- int_stage_rule_matches: the stage of each event, by the first matching stage rule.
+--
+-- Grain: one row per event of a known customer that matches at least one stage rule.
+-- Key: (source, event_id).
+--
+-- A rule matches an event when every part it gives matches (NULL parts match anything):
+--   source, event name, url_pattern (RE2 regular expression searched in page_url), and
+--   every `where:` condition (the event's value equals one of the condition's values as
+--   text, or as a number: "9" matches 9.0). Condition fields are canonical columns or keys
+--   of the `properties` JSON (json_path, built by cjm_analytics.stages).
+-- When several rules match, the lowest rule_priority (config order: stage by stage, rule
+-- by rule) wins, so an earlier stage takes precedence.
+-- Rules are data (stage_rules, stage_rule_conditions): no config value is SQL text.
+with
+
+known_events as (
+    select * from events where customer_id is not null
+),
+
+rules as (
+    select * from stage_rules
+),
+
+rule_conditions as (
+    select * from stage_rule_conditions
+),
+
+candidate_matches as (
+    select
+        known_events.source,
+        known_events.event_id,
+        rules.rule_id,
+        rules.rule_priority,
+        rules.stage,
+        rules.stage_order,
+        rules.channel as rule_channel,
+        rules.condition_count
+    from known_events
+    inner join rules
+        on (rules.source is null or rules.source = known_events.source)
+        and (rules.event_name is null or rules.event_name = known_events.event_name)
+        and (
+            rules.url_pattern is null
+            or regexp_matches(coalesce(known_events.page_url, ''), rules.url_pattern)
+        )
+),
+
+condition_values as (
+    -- the event's value of each condition field, as text
+    select
+        candidates.source,
+        candidates.event_id,
+        candidates.rule_id,
+        rule_conditions.condition_id,
+        rule_conditions.value as accepted_value,
+        case
+            when rule_conditions.is_property
+                then json_extract_string(known_events.properties, rule_conditions.json_path)
+            when rule_conditions.field = 'source' then known_events.source
+            when rule_conditions.field = 'event_name' then known_events.event_name
+            when rule_conditions.field = 'channel' then known_events.channel
+            when rule_conditions.field = 'page_url' then known_events.page_url
+            when rule_conditions.field = 'device' then known_events.device
+            when rule_conditions.field = 'region' then known_events.region
+            when rule_conditions.field = 'utm_source' then known_events.utm_source
+            when rule_conditions.field = 'utm_medium' then known_events.utm_medium
+            when rule_conditions.field = 'utm_campaign' then known_events.utm_campaign
+            when rule_conditions.field = 'amount' then cast(known_events.amount as varchar)
+            when rule_conditions.field = 'csat_score' then cast(known_events.csat_score as varchar)
+            when rule_conditions.field = 'nps_score' then cast(known_events.nps_score as varchar)
+            when rule_conditions.field = 'outcome' then known_events.outcome
+        end as event_value
+    from (select * from candidate_matches where condition_count > 0) as candidates
+    inner join rule_conditions on rule_conditions.rule_id = candidates.rule_id
+    inner join known_events
+        on known_events.source = candidates.source
+        and known_events.event_id = candidates.event_id
+),
+
+satisfied_conditions as (
+    select
+        source,
+        event_id,
+        rule_id,
+        count(distinct condition_id) as satisfied_count
+    from condition_values
+    where
+        event_value = accepted_value
+        or try_cast(event_value as double) = try_cast(accepted_value as double)
+    group by source, event_id, rule_id
+),
+
+matching_rules as (
+    select candidate_matches.*
+    from candidate_matches
+    left join satisfied_conditions
+        on satisfied_conditions.source = candidate_matches.source
+        and satisfied_conditions.event_id = candidate_matches.event_id
+        and satisfied_conditions.rule_id = candidate_matches.rule_id
+    where coalesce(satisfied_conditions.satisfied_count, 0) = candidate_matches.condition_count
+),
+
+final as (
+    select
+        source,
+        event_id,
+        rule_id,
+        stage,
+        stage_order,
+        rule_channel
+    from matching_rules
+    qualify row_number() over (
+        partition by source, event_id order by rule_priority, rule_id
+    ) = 1
+)
+
+select * from final

@@ -1,0 +1,129 @@
+-- touchpoints: every event of a known customer, mapped to a stage and cut into journeys.
+--
+-- Grain: one row per event with a non-null customer_id (unmapped events included, with
+--   stage NULL: process mining needs the whole log; they are counted in unmapped_events).
+-- Key: touchpoint_id (= source || ':' || event_id); also (journey_id, touchpoint_seq).
+--
+-- Definitions:
+--   order of a customer's events: event_at, then source, source_file, source_row, event_id
+--     (source_row breaks ties between events at the same instant);
+--   journey: a new journey starts at a customer's first event and at every event that
+--     follows the previous one by more than getvariable('journey_inactivity_seconds');
+--   journey_number: 1 for the customer's first journey in the data, 2 for the next...;
+--   journey_id: first 16 hex digits of md5(customer_id, first touchpoint_id), stable across
+--     nights while the journey's first touchpoint does not change (ADR 0003);
+--   touchpoint_seq: 1-based position inside the journey;
+--   channel: the matching rule's channel when it sets one, else the event's channel;
+--   journey_stage / journey_stage_order: the furthest stage the journey had reached at this
+--     touchpoint, this one included (NULL before its first mapped touchpoint).
+with
+
+known_events as (
+    select * from events where customer_id is not null
+),
+
+stage_matches as (
+    select * from int_stage_rule_matches
+),
+
+stages as (
+    select stage, stage_order from stage_definitions
+),
+
+mapped as (
+    select
+        known_events.*,
+        known_events.source || ':' || known_events.event_id as touchpoint_id,
+        stage_matches.stage,
+        stage_matches.stage_order,
+        coalesce(stage_matches.rule_channel, known_events.channel) as touch_channel
+    from known_events
+    left join stage_matches
+        on stage_matches.source = known_events.source
+        and stage_matches.event_id = known_events.event_id
+),
+
+with_gaps as (
+    select
+        *,
+        lag(event_at) over (
+            partition by customer_id
+            order by event_at, source, source_file, source_row, event_id
+        ) as previous_event_at
+    from mapped
+),
+
+journey_starts as (
+    select
+        *,
+        case
+            when previous_event_at is null then 1
+            when epoch(event_at) - epoch(previous_event_at)
+                > getvariable('journey_inactivity_seconds') then 1
+            else 0
+        end as is_journey_start
+    from with_gaps
+),
+
+numbered as (
+    select
+        *,
+        sum(is_journey_start) over (
+            partition by customer_id
+            order by event_at, source, source_file, source_row, event_id
+            rows between unbounded preceding and current row
+        ) as journey_number
+    from journey_starts
+),
+
+sequenced as (
+    select
+        *,
+        row_number() over journey_order as touchpoint_seq,
+        first_value(touchpoint_id) over journey_order as first_touchpoint_id,
+        max(stage_order) over (
+            journey_order rows between unbounded preceding and current row
+        ) as journey_stage_order
+    from numbered
+    window journey_order as (
+        partition by customer_id, journey_number
+        order by event_at, source, source_file, source_row, event_id
+    )
+),
+
+final as (
+    select
+        sequenced.touchpoint_id,
+        sequenced.event_id,
+        sequenced.customer_id,
+        left(md5(sequenced.customer_id || chr(31) || sequenced.first_touchpoint_id), 16)
+            as journey_id,
+        sequenced.touchpoint_seq,
+        sequenced.source,
+        sequenced.event_name,
+        sequenced.event_at,
+        sequenced.stage,
+        cast(sequenced.stage_order as integer) as stage_order,
+        sequenced.touch_channel as channel,
+        cast(sequenced.journey_number as bigint) as journey_number,
+        stages.stage as journey_stage,
+        cast(sequenced.journey_stage_order as integer) as journey_stage_order,
+        sequenced.page_url,
+        sequenced.device,
+        sequenced.region,
+        sequenced.utm_source,
+        sequenced.utm_medium,
+        sequenced.utm_campaign,
+        sequenced.amount,
+        sequenced.csat_score,
+        sequenced.nps_score,
+        sequenced.outcome,
+        sequenced.properties,
+        sequenced.source_file,
+        sequenced.source_row
+    from sequenced
+    left join stages on stages.stage_order = sequenced.journey_stage_order
+    order by sequenced.customer_id, sequenced.journey_number, sequenced.touchpoint_seq
+)
+
+select * from final
