@@ -59,8 +59,8 @@ def utc_now() -> datetime:
 
 
 def new_run_id(started_at: datetime) -> str:
-    """A sortable, unique run id: `20261123T020000Z-1a2b`."""
-    return started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    """A sortable, unique run id: `20261123T020000.000123Z-1a2b`."""
+    return started_at.strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(2)
 
 
 @dataclass

@@ -178,18 +178,18 @@ def stages_step(night: Night) -> Facts:
 
     with _build(night) as con:
         as_of = resolve_as_of(con, night.as_of)
-        journeys.build_journey_models(con, night.cfg, as_of)
+        summary = journeys.build_journey_models(con, night.cfg, as_of)
         con.execute("CHECKPOINT")
         facts: Facts = {"as_of": as_of, "journey_count": _count(con, "journeys")}
-        facts["constraint_transition"] = constraint_transition(con)
+        facts["constraint_transition"] = getattr(summary, "constraint_transition", None)
+        facts |= _summary_facts(
+            summary,
+            {
+                "touchpoint_count": "touchpoint_count",
+                "unmapped_touchpoint_count": "unmapped_touchpoint_count",
+            },
+        )
     return facts
-
-
-def constraint_transition(con: duckdb.DuckDBPyConnection) -> str | None:
-    """'from_stage -> to_stage' of tonight's constraint, from the `constraint_stage` table."""
-    from cjm_analytics.reports.constraint import constraint_name
-
-    return constraint_name(con)
 
 
 def mining_step(night: Night) -> Facts:
