@@ -75,6 +75,45 @@ def generate(
 
 # [ingest]
 
+
+@app.command("ingest")
+def ingest_command(config: Path = ConfigOption) -> None:
+    """Load new source files into the event lake; print rows read/loaded/rejected per file."""
+    from rich.table import Table
+
+    from cjm_analytics.config import load_config
+    from cjm_analytics.ingest import ingest
+
+    try:
+        summary = ingest(load_config(config))
+    except CjmError as error:
+        fail(error)
+        return
+    table = Table(title="ingest")
+    for column in ("source", "file", "status", "read", "loaded", "rejected", "events"):
+        table.add_column(column, justify="right" if column in ("read", "loaded", "rejected", "events") else "left")
+    for f in summary.files:
+        table.add_row(f.source, f.source_file, f.status, str(f.rows_read), str(f.rows_loaded),
+                      str(f.rows_rejected), str(f.events_loaded))  # fmt: skip
+    console.print(table)
+    reasons = Table(title="reject reasons")
+    for column in ("file", "rows", "reason"):
+        reasons.add_column(column)
+    for f in summary.files:
+        for reason, count in f.reject_reasons.items():
+            reasons.add_row(f.source_file, str(count), reason)
+        if f.message:
+            reasons.add_row(f.source_file, "-", f.message)
+    if reasons.row_count:
+        console.print(reasons)
+    console.print(
+        f"{summary.rows_read} rows read, {summary.rows_loaded} loaded, {summary.rows_rejected} rejected; "
+        f"{len(summary.failed)} file(s) failed"
+    )
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
 # [funnel]
 
 # [run / serve / report / query / doctor / demo]

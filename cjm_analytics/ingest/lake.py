@@ -91,8 +91,8 @@ def is_loaded(con: duckdb.DuckDBPyConnection, source: str, sha256: str) -> str |
     """The file that already brought this content into the lake, if any."""
     row = con.execute(
         "SELECT source_file FROM ingest_files WHERE source = ? AND sha256 = ?", [source, sha256]
-    ).fetchone()
-    return None if row is None else str(row[0])
+    ).fetchall()
+    return str(row[0][0]) if row else None
 
 
 def write_parts(

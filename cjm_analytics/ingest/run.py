@@ -162,9 +162,9 @@ def _read_format(
 def _keep_join_rows(con: duckdb.DuckDBPyConnection, join_path: Path) -> None:
     bad = con.execute(
         "SELECT source_row, reason FROM read_rejects ORDER BY source_row LIMIT 1"
-    ).fetchone()
-    if bad is not None:
-        raise IngestError(f"join file {join_path}: row {bad[0]}: {bad[1]}; fix the join file")
+    ).fetchall()
+    if bad:
+        raise IngestError(f"join file {join_path}: row {bad[0][0]}: {bad[0][1]}; fix the join file")
     con.execute("CREATE OR REPLACE TEMP TABLE join_rows AS SELECT * FROM raw_rows")
     create_read_rejects(con)
 
@@ -188,10 +188,10 @@ def _apply_join(
     key_list = ", ".join(join_names[k] for k in keys)
     dup = con.execute(
         f"SELECT min(source_row), count(*) FROM join_rows GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1"
-    ).fetchone()
-    if dup is not None:
+    ).fetchall()
+    if dup:
         raise IngestError(
-            f"join file {source.join.path}: row {dup[0]}: the key {keys} occurs {dup[1]} times; keys must be unique"
+            f"join file {source.join.path}: row {dup[0][0]}: the key {keys} occurs {dup[0][1]} times; keys must be unique"
         )
     selected = ", ".join(f"j.{c} AS {r}" for c, r in zip(join_columns, renamed, strict=True))
     con.execute(
@@ -285,8 +285,8 @@ def _commit(
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+    row = con.execute(sql).fetchall()
+    return int(row[0][0]) if row else 0
 
 
 def _collect_rejects(con: duckdb.DuckDBPyConnection, raw: RawFile, ctx: FileContext) -> pa.Table:
