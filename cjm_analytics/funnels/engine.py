@@ -1,0 +1,316 @@
+"""The funnel engine on DuckDB: every unit's best attempt, with set-based SQL only.
+
+Pipeline (each stage a temporary table, dropped at the end):
+
+1. `ev`: the unit's events in the date range, one boolean per step (`m0..`), the
+   breakdown bucket, and for strict mode / exclusions the time-based facts a chain needs
+   (events at the same instant, the next distinct instant, the next excluded event).
+2. ordered/strict: `cp` holds one *copy* of an event per step it matches, in the order
+   (time, step, signature) that lets ties help the funnel, with a pointer from every copy
+   to the next copy of each step. An attempt starts at every step-1 copy; step k follows
+   the pointer, skipping (a bounded number of hops) events the attempt already used.
+   unordered: every step event anchors a window; for each distinct step definition the
+   first events at or after the anchor come from an ASOF join plus `lead()`.
+3. `best`: one row per (unit, bucket): the attempt that counts (furthest, then not
+   excluded, then earliest completion, then latest start), with its step times.
+
+No Python loop touches an event or a unit: the work is a few sorts and hash joins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import uuid4
+
+import duckdb
+
+from cjm_analytics.funnels.spec import FunnelSpec, quote
+
+Sql = tuple[str, list[Any]]
+
+
+@contextmanager
+def temp_names(con: duckdb.DuckDBPyConnection) -> Iterator[dict[str, str]]:
+    """Unique temporary table names for one funnel run, dropped afterwards."""
+    prefix = f"_cjm_funnel_{uuid4().hex[:10]}"
+    names = {k: f"{prefix}_{k}" for k in ("ev", "cp", "att", "best")}
+    try:
+        yield names
+    finally:
+        for name in names.values():
+            con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+def _flags(spec: FunnelSpec) -> Sql:
+    parts, params = [], []
+    for j, step in enumerate(spec.steps):
+        sql, p = step.to_sql()
+        parts.append(f"coalesce({sql}, false) AS m{j}")
+        params += p
+    for i, x in enumerate(spec.exclusions):
+        sql, p = x.matcher.to_sql()
+        parts.append(f"coalesce({sql}, false) AS x{i}")
+        params += p
+    return ", ".join(parts), params
+
+
+def _bucketed(spec: FunnelSpec) -> str:
+    """CTEs that give every event its breakdown bucket ('' when not broken down per event)."""
+    if spec.breakdown is None or spec.attribution in ("first_touch", "last_touch"):
+        return "bucketed AS (SELECT *, '' AS bucket FROM flagged)"
+    if spec.attribution == "all_events":
+        return "bucketed AS (SELECT *, coalesce(bv, '') AS bucket FROM flagged)"
+    b = spec.breakdown_step
+    return f"""
+    candidates AS (SELECT DISTINCT unit_id, coalesce(bv, '') AS bucket FROM flagged WHERE m{b}),
+    buckets AS (
+        SELECT * FROM candidates
+        UNION ALL
+        SELECT DISTINCT unit_id, '' FROM flagged
+        WHERE unit_id NOT IN (SELECT unit_id FROM candidates)
+    ),
+    bucketed AS (
+        SELECT f.* REPLACE (f.m{b} AND coalesce(f.bv, '') = k.bucket AS m{b}), k.bucket
+        FROM flagged AS f JOIN buckets AS k USING (unit_id)
+    )"""
+
+
+def _timed(spec: FunnelSpec, source: str) -> str:
+    """Time-based facts per event: strict adjacency, next excluded event strictly later."""
+    cols = []
+    if spec.mode == "strict":
+        cols += ["count(*) OVER same_instant AS cnt_t", "min(t) OVER later AS nd_t"]
+    cols += [f"min(CASE WHEN x{i} THEN t END) OVER later AS nx{i}" for i in range(len(spec.exclusions))]
+    if not cols:
+        return f"timed AS (SELECT * FROM {source})"
+    return f"""timed AS (
+        SELECT *, {", ".join(cols)} FROM {source}
+        WINDOW
+            same_instant AS (PARTITION BY unit_id, bucket ORDER BY t RANGE BETWEEN CURRENT ROW AND CURRENT ROW),
+            later AS (PARTITION BY unit_id, bucket ORDER BY t RANGE BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+    )"""
+
+
+def prepare_events(con: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, name: str) -> None:
+    """Materialize `ev`: one row per step event of a (unit, bucket) in the date range."""
+    unit = quote(spec.unit)
+    props = "".join(f", {quote(c)}" for c in spec.property_columns)
+    bv = f"CAST({quote(spec.breakdown)} AS VARCHAR)" if spec.breakdown else "CAST(NULL AS VARCHAR)"
+    first = (
+        f"event_at = min(event_at) OVER (PARTITION BY {unit}, event_name)"
+        if spec.uses_first_time
+        else "false"
+    )
+    flags, params = _flags(spec)
+    any_step = " OR ".join(f"m{j}" for j in range(spec.n))
+    any_event = " OR ".join([f"m{j}" for j in range(spec.n)] + [f"x{i}" for i in range(len(spec.exclusions))])
+    keep = "true" if spec.mode == "strict" else any_event
+    xcols = [f"x{i}" for i in range(len(spec.exclusions))]
+    exclude = f"EXCLUDE ({', '.join(xcols)})" if xcols else ""
+    sql = f"""
+    CREATE TEMP TABLE {name} AS
+    WITH hist AS (
+        SELECT {unit} AS unit_id, event_name, epoch_us(event_at) AS t, {bv} AS bv{props},
+            {first} AS is_first_of_name
+        FROM {source}
+        WHERE {unit} IS NOT NULL AND event_at IS NOT NULL
+    ),
+    ranged AS (
+        SELECT * FROM hist
+        WHERE (CAST(? AS BIGINT) IS NULL OR t >= ?) AND (CAST(? AS BIGINT) IS NULL OR t <= ?)
+    ),
+    flagged AS (SELECT unit_id, t, bv, {flags} FROM ranged),
+    {_bucketed(spec)},
+    kept AS (SELECT * FROM bucketed WHERE {keep}),
+    {_timed(spec, "kept")}
+    SELECT * {exclude} FROM timed WHERE {any_step}
+    """
+    con.execute(sql, [spec.from_us, spec.from_us, spec.to_us, spec.to_us, *params])
+
+
+def _carried(spec: FunnelSpec) -> list[str]:
+    """Per-event columns a chain step needs besides time: strict adjacency, exclusions."""
+    cols = ["cnt_t", "nd_t"] if spec.mode == "strict" else []
+    return cols + [f"nx{i}" for i in range(len(spec.exclusions))]
+
+
+def build_copies(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, cp: str) -> None:
+    """`cp`: one copy per (event, step it matches) with pointers to the next copy of each step.
+
+    Copies are ordered by time, then step, then the set of steps the event matches, so at
+    one instant a step takes the events least useful to later steps first (ties help).
+    """
+    n = spec.n
+    carried = "".join(f", {c}" for c in _carried(spec))
+    flags = ", ".join(f"m{j}" for j in range(n))
+    sig = " + ".join(f"(CASE WHEN m{j} THEN {1 << j} ELSE 0 END)" for j in range(n))
+    unions = " UNION ALL ".join(
+        f"SELECT * EXCLUDE ({flags}), {j} AS label FROM ided WHERE m{j}" for j in range(n)
+    )
+    pointers = "".join(
+        f", first_value(CASE WHEN label = {j} THEN eid END IGNORE NULLS) OVER later AS p{j}"
+        for j in range(1, n)
+    )
+    con.execute(f"""
+    CREATE TEMP TABLE {cp} AS
+    WITH ided AS (
+        SELECT unit_id, bucket, t{carried}, {flags}, {sig} AS sig, row_number() OVER () AS eid
+        FROM {ev}
+    ),
+    copies AS ({unions})
+    SELECT unit_id, bucket, eid, label, t{carried}{pointers}
+    FROM copies
+    WINDOW later AS (
+        PARTITION BY unit_id, bucket ORDER BY t, label, sig, eid
+        ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
+    )
+    """)
+
+
+def _step_columns(spec: FunnelSpec, k: int, alias: str) -> list[tuple[str, str]]:
+    """(target column, source expression) of step k's chain columns read from copy `alias`."""
+    cols = [(f"e{k}", f"{alias}.eid"), (f"t{k}", f"{alias}.t")]
+    if k + 1 < spec.n:
+        cols.append((f"q{k}", f"{alias}.p{k + 1}"))
+    if k > 0:
+        cols.append((f"h{k}", f"{alias}.p{k}"))
+    if spec.mode == "strict":
+        cols += [(f"c{k}", f"{alias}.cnt_t"), (f"d{k}", f"{alias}.nd_t")]
+    cols += [(f"nx{i}_{k}", f"{alias}.nx{i}") for i, x in enumerate(spec.exclusions) if x.from_step == k]
+    return cols
+
+
+def _hops(spec: FunnelSpec, k: int) -> int:
+    """How many already-used events step k may have to skip at one instant."""
+    return sum(1 for i in range(k) if spec.steps[i].event == spec.steps[k].event)
+
+
+def _chain_ctes(spec: FunnelSpec, cp: str) -> Sql:
+    """CTEs s0..s{n-1}: every attempt's chain, each step the next usable copy."""
+    first = ", ".join(f"{src} AS {dst}" for dst, src in _step_columns(spec, 0, "c"))
+    ctes = [f"s0 AS (SELECT c.unit_id, c.bucket, {first} FROM {cp} AS c WHERE c.label = 0)"]
+    params: list[Any] = []
+    for k in range(1, spec.n):
+        cols = _step_columns(spec, k, "l")
+        used = ", ".join(f"e{i}" for i in range(k))
+        sel = ", ".join(f"{src} AS {dst}" for dst, src in cols)
+        ctes.append(
+            f"j{k}_0 AS (SELECT a.*, {sel} FROM s{k - 1} AS a "
+            f"LEFT JOIN {cp} AS l ON l.eid = a.q{k - 1} AND l.label = {k})"
+        )
+        last = f"j{k}_0"
+        for r in range(1, _hops(spec, k) + 1):
+            swap = ", ".join(
+                f"CASE WHEN a.u THEN {src.replace('l.', 'h.')} ELSE a.{dst} END AS {dst}"
+                for dst, src in cols
+            )
+            ctes.append(
+                f"j{k}_{r} AS (SELECT a.* EXCLUDE (u) REPLACE ({swap}) FROM "
+                f"(SELECT *, coalesce(e{k} IN ({used}), false) AS u FROM {last}) AS a "
+                f"LEFT JOIN {cp} AS h ON a.u AND h.eid = a.h{k} AND h.label = {k})"
+            )
+            last = f"j{k}_{r}"
+        ok = f"e{k} IS NOT NULL AND e{k} NOT IN ({used}) AND t{k} - t0 <= ?"
+        params.append(spec.window_us)
+        if spec.mode == "strict":
+            same = " + ".join(f"CAST(t{i} = t{k - 1} AS INTEGER)" for i in range(k))
+            ok += (
+                f" AND (t{k} = t{k - 1} OR t{k} = d{k - 1})"
+                f" AND (t{k - 1} = t0 OR t{k} = t{k - 1} OR c{k - 1} = {same})"
+            )
+        nulls = ", ".join(f"CASE WHEN ok THEN {dst} END AS {dst}" for dst, _ in cols)
+        ctes.append(
+            f"s{k} AS (SELECT * EXCLUDE (ok) REPLACE ({nulls}) "
+            f"FROM (SELECT *, coalesce({ok}, false) AS ok FROM {last}))"
+        )
+    return ",\n".join(ctes), params
+
+
+def _excluded(spec: FunnelSpec, start: str) -> Sql:
+    """SQL boolean: the attempt contains an excluded event between its named steps."""
+    parts, params = [], []
+    for i, x in enumerate(spec.exclusions):
+        nx = f"nx{i}_{x.from_step}"
+        parts.append(
+            f"(reached > {x.from_step} AND coalesce(CASE WHEN reached > {x.to_step} "
+            f"THEN {nx} < t{x.to_step} ELSE {nx} <= {start} + ? END, false))"
+        )
+        params.append(spec.window_us)
+    return (" OR ".join(parts) or "false"), params
+
+
+def _best_select(spec: FunnelSpec, source: str, best: str, start: str) -> str:
+    times = ", ".join(f"t{k}" for k in range(spec.n))
+    last = "coalesce(" + ", ".join(f"t{k}" for k in reversed(range(spec.n))) + ")"
+    later = "".join(f", t{k}" for k in range(1, spec.n))
+    return f"""
+    CREATE TEMP TABLE {best} AS
+    SELECT unit_id, bucket, reached, excluded, {times} FROM {source}
+    QUALIFY row_number() OVER (
+        PARTITION BY unit_id, bucket
+        ORDER BY reached DESC, excluded, {last}, {start} DESC{later}
+    ) = 1
+    """
+
+
+def ordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]) -> None:
+    """`best` for ordered and strict funnels, from `ev`."""
+    build_copies(con, spec, names["ev"], names["cp"])
+    chain, params = _chain_ctes(spec, names["cp"])
+    reached = " + ".join(["1"] + [f"CAST(e{k} IS NOT NULL AS INTEGER)" for k in range(1, spec.n)])
+    excluded, xparams = _excluded(spec, "t0")
+    con.execute(
+        f"""CREATE TEMP TABLE {names["att"]} AS
+        WITH {chain},
+        scored AS (SELECT *, {reached} AS reached FROM s{spec.n - 1})
+        SELECT *, {excluded} AS excluded FROM scored""",
+        params + xparams,
+    )
+    con.execute(_best_select(spec, names["att"], names["best"], "t0"))
+
+
+def _groups(spec: FunnelSpec) -> list[tuple[int, int]]:
+    """Distinct step definitions as (first step index, how many steps share it)."""
+    seen: dict[Any, list[int]] = {}
+    for j, step in enumerate(spec.steps):
+        key = (step, spec.breakdown_step == j)
+        seen.setdefault(key, []).append(j)
+    return [(js[0], len(js)) for js in seen.values()]
+
+
+def unordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]) -> None:
+    """`best` for unordered funnels: each step event anchors a window of distinct steps."""
+    ev, groups = names["ev"], _groups(spec)
+    nx = "".join(f", nx{i} AS nx{i}_0" for i in range(len(spec.exclusions)))
+    ctes = [f"anchors AS (SELECT DISTINCT unit_id, bucket, t AS ta{nx} FROM {ev})"]
+    joins, found = [], []
+    for g, (j, mult) in enumerate(groups):
+        leads = "".join(f", lead(t, {r}) OVER w AS l{r}" for r in range(1, mult))
+        ctes.append(
+            f"g{g} AS (SELECT * EXCLUDE (prev_t) FROM ("
+            f"SELECT unit_id, bucket, t{leads}, lag(t) OVER w AS prev_t FROM {ev} WHERE m{j} "
+            f"WINDOW w AS (PARTITION BY unit_id, bucket ORDER BY t)) "
+            f"WHERE prev_t IS DISTINCT FROM t)"
+        )
+        joins.append(
+            f"ASOF LEFT JOIN g{g} ON a.unit_id = g{g}.unit_id AND a.bucket = g{g}.bucket "
+            f"AND a.ta <= g{g}.t"
+        )
+        found += [f"g{g}.t"] + [f"g{g}.l{r}" for r in range(1, mult)]
+    times = ", ".join(f"ts[{k + 1}] AS t{k}" for k in range(spec.n))
+    excluded, xparams = _excluded(spec, "ta")
+    con.execute(
+        f"""CREATE TEMP TABLE {names["att"]} AS
+        WITH {", ".join(ctes)},
+        listed AS (
+            SELECT a.*, list_sort(list_filter([{", ".join(found)}],
+                lambda x: x IS NOT NULL AND x <= a.ta + ?)) AS ts
+            FROM anchors AS a {" ".join(joins)}
+        ),
+        scored AS (SELECT *, len(ts) AS reached, {times} FROM listed),
+        SELECT *, {excluded} AS excluded FROM scored""",
+        [spec.window_us, *xparams],
+    )
+    con.execute(_best_select(spec, names["att"], names["best"], "ta"))
