@@ -26,6 +26,7 @@ the ones it computes):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -159,6 +160,7 @@ def load_setting_tables(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> N
     )
 
 
+@functools.cache
 def journey_models() -> list[warehouse.Model]:
     """This area's sql/ models in dependency order (others' models are not run)."""
     mine = set(SQL_MODELS)

@@ -92,3 +92,37 @@ FIVE_STAGES = [
     ("buy", ["order"]),
     ("loyal", ["repeat"]),
 ]
+
+
+#: The canonical mini log of the stage tests (FIVE_STAGES, success = buy, as of day 60,
+#: journey timeout 30 days, abandonment 14 days). Journeys and what they show:
+#:   a   view 0, product 1, add_to_cart 3, order 4 (csat 2)   converted; stops at buy, stale
+#:   b   view 0, product 2                                    abandoned at interest
+#:   c1  view 0                                               abandoned at aware
+#:   c2  product 40, add_to_cart 55 (gap 40 > 30: new journey) in progress at cart, returning
+#:   d   add_to_cart 10, view 11, call_abandoned 11.5 (phone) abandoned at cart (furthest);
+#:                                                            ordered: aware only
+#:   e   view 50, order 52 (csat 4), repeat 53                converted, skips interest and cart
+#:   f   product 5, view 6, product 7, add_to_cart 8          abandoned at cart (both modes)
+MINI_AS_OF_DAY = 60
+MINI_EVENTS = [
+    event("a", "view", 0, device="desktop"),
+    event("a", "product", 1),
+    event("a", "add_to_cart", 3),
+    event("a", "order", 4, csat_score=2.0),
+    event("b", "view", 0, device="mobile"),
+    event("b", "product", 2),
+    event("c", "view", 0, device="mobile"),
+    event("c", "product", 40, device="desktop"),
+    event("c", "add_to_cart", 55),
+    event("d", "add_to_cart", 10, device="mobile"),
+    event("d", "view", 11),
+    event("d", "call_abandoned", 11.5, source="calls", channel="phone", outcome="abandoned"),
+    event("e", "view", 50, device="desktop"),
+    event("e", "order", 52, csat_score=4.0),
+    event("e", "repeat", 53),
+    event("f", "product", 5, device="mobile"),
+    event("f", "view", 6),
+    event("f", "product", 7),
+    event("f", "add_to_cart", 8),
+]

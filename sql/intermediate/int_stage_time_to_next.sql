@@ -92,8 +92,8 @@ final as (
             as time_to_next_median_seconds,
         min(duration_seconds) filter (where event_count > 0 and survival_rate <= 0.1 + 1e-12)
             as time_to_next_p90_seconds,
-        sum(event_count) as time_to_next_observed_count,
-        sum(leaving_count) - sum(event_count) as time_to_next_censored_count
+        cast(sum(event_count) as bigint) as time_to_next_observed_count,
+        cast(sum(leaving_count) - sum(event_count) as bigint) as time_to_next_censored_count
     from survival_probability
     group by dimension, segment_value, stage_order
 )
