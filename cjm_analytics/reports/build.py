@@ -119,7 +119,7 @@ CHARTS: dict[str, Chart] = {
         ),
         Chart(
             "constraint",
-            ("stage_what_if",),
+            ("stage_what_if", "constraint_stage"),
             constraint.constraint_data,
             constraint.constraint_figure,
             "Extra successes if a transition rose to its benchmark (its best rate in a segment "

@@ -12,11 +12,12 @@ from cjm_analytics.reports.sql import has_tables, report_query
 
 def constraint_name(con: duckdb.DuckDBPyConnection) -> str | None:
     """'from -> to' of tonight's constraint transition, or None when none was computed."""
-    if not has_tables(con, "stage_what_if"):
+    if not has_tables(con, "constraint_stage"):
         return None
-    frame = constraint_data(con)
-    named = frame.filter(pl.col("is_constraint"))
-    return named["transition"][0] if named.height else None
+    row = con.execute(
+        "SELECT transition FROM constraint_stage WHERE finding = 'constraint'"
+    ).fetchone()
+    return row[0] if row else None
 
 
 def constraint_data(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -25,7 +26,10 @@ def constraint_data(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def constraint_figure(frame: pl.DataFrame) -> go.Figure:
-    """Extra successes per transition at its benchmark; the constraint in a strong colour."""
+    """Extra successes per transition at its benchmark; the constraint in a strong colour.
+
+    Error bars show stage_what_if's conservative low/high range (not an exact interval).
+    """
     colors = ["#d62728" if flag else "#9bb7d4" for flag in frame["is_constraint"].to_list()]
     fig = go.Figure(
         go.Bar(

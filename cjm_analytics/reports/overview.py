@@ -110,9 +110,9 @@ def _changes(con: duckdb.DuckDBPyConnection) -> str:
 def _funnel(con: duckdb.DuckDBPyConnection) -> str:
     if not has_tables(con, "stage_funnel"):
         return "<p class='note'>No stage funnel.</p>"
-    from cjm_analytics.reports.funnel import stage_funnel_data
+    from cjm_analytics.reports.summary import funnel_table
 
-    return html_table(stage_funnel_data(con))
+    return html_table(funnel_table(con))
 
 
 def _runs(con: duckdb.DuckDBPyConnection) -> str:
