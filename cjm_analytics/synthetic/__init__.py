@@ -24,7 +24,7 @@ from cjm_analytics.synthetic.clock import Clock, build_clock
 from cjm_analytics.synthetic.events import EventLog
 from cjm_analytics.synthetic.journeys import Walk, walk
 from cjm_analytics.synthetic.plan import parse_constraint
-from cjm_analytics.synthetic.population import Population, draw_population
+from cjm_analytics.synthetic.population import Population, cookie_values, draw_population
 
 __all__ = ["GenerateSummary", "generate", "parse_constraint"]
 
@@ -90,9 +90,9 @@ def generate(
         "calls": render.call_rows(w, w.log, _us(first), _us(as_of)),
     }
     rows = {
-        "web": files.finish_web(rows["web"], rng, dirty_rate),
-        "crm": files.finish_crm(rows["crm"], rng, dirty_rate),
-        "calls": files.finish_calls(rows["calls"], rng, dirty_rate),
+        "web": files.finish_web(rows["web"], rng, dirty_rate, _us(as_of)),
+        "crm": files.finish_crm(rows["crm"], rng, dirty_rate, _us(as_of)),
+        "calls": files.finish_calls(rows["calls"], rng, dirty_rate, _us(as_of)),
     }
     out_dir = Path(out_dir)
     _clear(out_dir)
@@ -103,7 +103,7 @@ def generate(
     }
     settings = {"customers": customers, "seed": seed, "constraint": planted.label, "start": start.isoformat(),
                 "days": days, "dirty_rate": dirty_rate}  # fmt: skip
-    event_count = _write_truth(out_dir, rows, pop, settings, as_of, written, planted)
+    event_count = _write_truth(out_dir, rows, w, settings, as_of, written, planted)
     return GenerateSummary(
         out_dir=out_dir, customers=customers, seed=seed, constraint=planted.label, start=start,
         as_of=as_of, event_count=event_count, row_counts={s: f.height for s, f in rows.items()},
@@ -122,6 +122,7 @@ def _walk(
         rng=rng, pop=pop, clock=clock, log=EventLog(), start=start,
         has_contact=pop.is_returning.copy(), has_account=has_account, login_at=login_at,
         failed_call=np.zeros(pop.size, bool), furthest=np.zeros(pop.size, np.int64), last_at=start.copy(),
+        cookies=cookie_values(rng, int(pop.cookie_count.sum())),
     )  # fmt: skip
 
 
@@ -140,14 +141,14 @@ def _clear(out_dir: Path) -> None:
 def _write_truth(
     out_dir: Path,
     rows: dict[str, pl.DataFrame],
-    pop: Population,
+    w: Walk,
     settings: dict[str, object],
     as_of: datetime,
     written: dict[str, int],
     planted: plan.Constraint,
 ) -> int:
-    customers = truth.customer_truth(rows, pop, _us(as_of), ABANDONMENT_DAYS)
-    identifiers = truth.identifier_truth(rows, pop)
+    customers = truth.customer_truth(rows, w.pop, _us(as_of), ABANDONMENT_DAYS)
+    identifiers = truth.identifier_truth(rows, w.pop, w.cookies)
     customers.write_parquet(out_dir / "truth_customers.parquet", statistics=False)
     identifiers.write_parquet(out_dir / "truth_identifiers.parquet", statistics=False)
     event_count = int(customers["event_count"].sum())

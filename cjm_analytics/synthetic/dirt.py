@@ -54,10 +54,16 @@ def mark(frame: pl.DataFrame, rng: np.random.Generator, source: str, rate: float
 
 
 def spoil_before_text(
-    frame: pl.DataFrame, rng: np.random.Generator, source: str, time_columns: tuple[str, ...]
+    frame: pl.DataFrame,
+    rng: np.random.Generator,
+    source: str,
+    time_columns: tuple[str, ...],
+    as_of_us: int,
 ) -> pl.DataFrame:
-    """Shift future rows 20-300 days past as-of and blank all identifiers of missing_ids rows."""
-    shift = pl.Series(rng.integers(20, 300, frame.height) * DAY_US)
+    """Move future rows 1 hour to 300 days past as-of (all their times alike) and blank
+    every identifier of missing_ids rows."""
+    later = pl.Series(rng.integers(3_600_000_000, 300 * DAY_US, frame.height))
+    shift = pl.lit(as_of_us) - pl.col("_at") + later
     future = pl.col("_dirty") == "future_date"
     missing = pl.col("_dirty") == "missing_ids"
     return frame.with_columns(
@@ -85,6 +91,8 @@ def break_timestamps(
 
 def duplicate(frame: pl.DataFrame) -> pl.DataFrame:
     """Write each duplicate row twice, the copy right after the original (`_copy` marks it)."""
-    numbered = frame.with_columns(_row=pl.int_range(pl.len()), _copy=pl.lit(False))
-    copies = numbered.filter(pl.col("_dirty") == "duplicate").with_columns(_copy=pl.lit(True))
-    return pl.concat([numbered, copies]).sort("_row", "_copy")
+    twice = (frame["_dirty"] == "duplicate").fill_null(False).to_numpy()
+    order = np.repeat(np.arange(frame.height), 1 + twice.astype(np.int64))
+    is_copy = np.zeros(len(order), bool)
+    is_copy[1:] = order[1:] == order[:-1]
+    return frame[order].with_columns(_copy=pl.Series(is_copy))

@@ -17,9 +17,13 @@ from cjm_analytics.synthetic.render import (
 )
 
 
-def finish_web(frame: pl.DataFrame, rng: np.random.Generator, rate: float) -> pl.DataFrame:
+def finish_web(
+    frame: pl.DataFrame, rng: np.random.Generator, rate: float, as_of_us: int
+) -> pl.DataFrame:
     """Web rows with `_line` (the JSON text, malformed where planted)."""
-    frame = dirt.spoil_before_text(dirt.mark(frame, rng, "web", rate), rng, "web", ("_at",))
+    frame = dirt.spoil_before_text(
+        dirt.mark(frame, rng, "web", rate), rng, "web", ("_at",), as_of_us
+    )
     frame = frame.with_columns(timestamp=utc_text(pl.col("_at"), with_offset=True))
     frame = dirt.break_timestamps(frame, rng, "web", "timestamp")
     line = pl.struct(*WEB_COLUMNS).struct.json_encode()
@@ -33,15 +37,21 @@ def finish_web(frame: pl.DataFrame, rng: np.random.Generator, rate: float) -> pl
     )
 
 
-def finish_crm(frame: pl.DataFrame, rng: np.random.Generator, rate: float) -> pl.DataFrame:
-    frame = dirt.spoil_before_text(dirt.mark(frame, rng, "crm", rate), rng, "crm", ("_at",))
+def finish_crm(
+    frame: pl.DataFrame, rng: np.random.Generator, rate: float, as_of_us: int
+) -> pl.DataFrame:
+    frame = dirt.spoil_before_text(
+        dirt.mark(frame, rng, "crm", rate), rng, "crm", ("_at",), as_of_us
+    )
     frame = frame.with_columns(occurred_at=berlin_naive_text(pl.col("_at")))
     return dirt.duplicate(dirt.break_timestamps(frame, rng, "crm", "occurred_at"))
 
 
-def finish_calls(frame: pl.DataFrame, rng: np.random.Generator, rate: float) -> pl.DataFrame:
+def finish_calls(
+    frame: pl.DataFrame, rng: np.random.Generator, rate: float, as_of_us: int
+) -> pl.DataFrame:
     frame = dirt.spoil_before_text(
-        dirt.mark(frame, rng, "calls", rate), rng, "calls", ("_at", "_answered", "_ended")
+        dirt.mark(frame, rng, "calls", rate), rng, "calls", ("_at", "_answered", "_ended"), as_of_us
     )
     frame = frame.with_columns(
         queued_at=utc_text(pl.col("_at"), with_offset=False),

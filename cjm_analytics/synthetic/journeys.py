@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from cjm_analytics.synthetic import plan
 from cjm_analytics.synthetic.calls import place_calls
@@ -39,6 +40,7 @@ class Walk:
     failed_call: np.ndarray
     furthest: np.ndarray
     last_at: np.ndarray
+    cookies: pl.Series  # anonymous_id per global cookie number
 
     def is_web_path(self, idx: np.ndarray) -> np.ndarray:
         return ~self.pop.is_phone_path[idx] & ~self.pop.is_sales_led[idx]

@@ -27,7 +27,6 @@ from cjm_analytics.synthetic.events import (
     code,
 )
 from cjm_analytics.synthetic.journeys import Walk
-from cjm_analytics.synthetic.population import cookie_values
 
 SITE = "https://www.voltstore.example"
 UTM_COLUMNS = ("utm_source", "utm_medium", "utm_campaign")
@@ -65,7 +64,7 @@ def web_rows(w: Walk, log: EventLog, first_us: int, as_of_us: int) -> pl.DataFra
     rows = _sorted_table(table, _window(at_us, first_us, as_of_us), at_us)
     cust, n = rows["customer"], len(rows["customer"])
     pick = np.where(rng.random(n) < 0.6, 0, rng.integers(0, 1 << 30, n) % pop.cookie_count[cust])
-    cookies = cookie_values(rng, int(pop.cookie_count.sum()))
+    cookies = w.cookies
     is_login = rows["event"] == code(WEB_EVENTS, "login")
     logged_in = (
         w.has_account[cust] & (rows["at"] >= w.login_at[cust]) & ((rng.random(n) < 0.85) | is_login)
@@ -80,7 +79,7 @@ def web_rows(w: Walk, log: EventLog, first_us: int, as_of_us: int) -> pl.DataFra
     ]
     frame = pl.DataFrame({
         "_customer": cust, "_at": rows["_at"], "_stage": rows["stage"],
-        "anonymous_id": cookies.gather(pop.cookie_offset[cust] + pick),
+        "_cookie": pop.cookie_offset[cust] + pick,
         "user_id": pop.ids["user_id"].gather(cust), "_logged_in": logged_in,
         "event": _names(WEB_EVENTS, rows["event"]), "_page": _names(PAGES, rows["page"]),
         "device": _names(plan.DEVICES, pop.device[cust]), "_first": first_event,
@@ -90,9 +89,9 @@ def web_rows(w: Walk, log: EventLog, first_us: int, as_of_us: int) -> pl.DataFra
         "_sku": rng.integers(10000, 99999, n),
     })  # fmt: skip
     return frame.select(
-        "_customer", "_at", "_stage",
+        "_customer", "_at", "_stage", "_cookie",
         event_id=pl.lit("evt_") + pl.int_range(1, n + 1).cast(pl.String).str.zfill(10),
-        anonymous_id="anonymous_id",
+        anonymous_id=pl.lit(cookies).gather(pl.col("_cookie")),
         user_id=pl.when("_logged_in").then("user_id"),
         event="event",
         url=_url(),
@@ -196,7 +195,7 @@ def call_rows(w: Walk, log: EventLog, first_us: int, as_of_us: int) -> pl.DataFr
         csat=pl.Series(rows["csat"]),
     )  # fmt: skip
     return frame.select(
-        "_customer", "_at", "_stage", "_answered", "_ended",
+        "_customer", "_at", "_stage", "_answered", "_ended", "_source",
         call_id=pl.lit("CALL-") + pl.int_range(1, n + 1).cast(pl.String).str.zfill(8),
         caller_phone=pl.when(pl.col("_source") == 2).then(pl.lit(plan.SWITCHBOARD_PHONE))
         .when(pl.col("_source") == 1).then("other_phone").otherwise("phone"),

@@ -87,27 +87,40 @@ def _attributes(pop: Population) -> pl.DataFrame:
     })  # fmt: skip
 
 
-def identifier_truth(rows: dict[str, pl.DataFrame], pop: Population) -> pl.DataFrame:
-    """One row per (identifier_kind, identifier_value) in the files, with its true customer."""
-    parts = [
-        frame.select(
-            identifier_kind=pl.lit(kind), identifier_value=pl.col(column), _customer="_customer"
-        )
-        for source, frame in rows.items()
-        for column, kind in IDENTIFIER_SOURCES[source].items()
-    ]
-    customer_ids = pop.ids["customer_id"]
-    return (
-        pl.concat(parts)
-        .filter(
-            pl.col("identifier_value").is_not_null()
-            & (pl.col("identifier_value") != plan.SWITCHBOARD_PHONE)
-        )
-        .unique(["identifier_kind", "identifier_value"])
-        .with_columns(customer_id=pl.lit(customer_ids).gather(pl.col("_customer")))
-        .drop("_customer")
-        .sort("identifier_kind", "identifier_value")
+def identifier_truth(
+    rows: dict[str, pl.DataFrame], pop: Population, cookies: pl.Series
+) -> pl.DataFrame:
+    """One row per (identifier_kind, identifier_value) written to any file, with its true
+    customer. Worked out on integer customer/cookie numbers, then looked up as text."""
+    web, crm, calls = rows["web"], rows["crm"], rows["calls"]
+
+    def used(frame: pl.DataFrame, column: str, *extra: pl.Expr) -> np.ndarray:
+        mask = pl.col(column).is_not_null()
+        for condition in extra:
+            mask = mask & condition
+        return frame.filter(mask)["_customer"].unique().sort().to_numpy()
+
+    own_phone = pl.col("phone") != plan.SWITCHBOARD_PHONE
+    cookie_numbers = (
+        web.filter(pl.col("anonymous_id").is_not_null())["_cookie"].unique().sort().to_numpy()
     )
+    cookie_owner = np.repeat(np.arange(pop.size), pop.cookie_count)
+    parts = [
+        ("cookie", cookies.gather(cookie_numbers), cookie_owner[cookie_numbers]),
+        ("user_id", None, np.union1d(used(web, "user_id"), used(crm, "web_user_id"))),
+        ("email", None, np.union1d(used(web, "email"), used(crm, "email"))),
+        ("contact_id", None, used(crm, "contact_id")),
+        ("phone", None, np.union1d(used(crm, "phone", own_phone), used(calls, "caller_phone", pl.col("_source") == 0))),
+        ("other_phone", None, used(calls, "caller_phone", pl.col("_source") == 1)),
+    ]  # fmt: skip
+    frames = []
+    for kind, values, owners in parts:
+        column = pop.ids[kind].gather(owners) if values is None else values
+        frames.append(pl.DataFrame({
+            "identifier_kind": "phone" if kind == "other_phone" else kind,
+            "identifier_value": column, "customer_id": pop.ids["customer_id"].gather(owners),
+        }))  # fmt: skip
+    return pl.concat(frames).sort("identifier_kind", "identifier_value")
 
 
 def wilson_lower(successes: float, trials: float, z: float = 1.96) -> float:
@@ -148,25 +161,28 @@ def headroom(customers: pl.DataFrame, min_journeys: int) -> list[dict[str, objec
     """Per transition up to purchase: current rate, best segment's Wilson lower bound among
     segments with >= min_journeys at the stage, and the extra purchases that lift would carry
     through the later stages at their current rates (DESIGN.md's constraint gain)."""
-    furthest = customers["furthest_stage_order"].fill_null(0).to_numpy()
-    rates = [
-        ((furthest >= k + 1).sum() / max((furthest >= k).sum(), 1)) for k in range(1, plan.PURCHASE)
-    ]
+    stage = pl.col("furthest_stage_order").fill_null(0)
+    totals = customers.select(
+        [(stage >= k).sum().alias(str(k)) for k in range(1, plan.PURCHASE + 1)]
+    ).row(0)
+    rates = [totals[k] / max(totals[k - 1], 1) for k in range(1, plan.PURCHASE)]
     result = []
     for k in range(1, plan.PURCHASE):
-        at_stage = furthest >= k
         best: tuple[str | None, str | None, float] = (None, None, 0.0)
         for dimension in SEGMENT_DIMENSIONS:
-            values = customers[dimension].to_numpy()
-            for value in np.unique(values[at_stage]):
-                in_segment = at_stage & (values == value)
-                trials = int(in_segment.sum())
-                if trials >= min_journeys:
-                    lower = wilson_lower(float((furthest[in_segment] >= k + 1).sum()), trials)
-                    if lower > best[2]:
-                        best = (dimension, str(value), lower)
+            segments = (
+                customers.filter(stage >= k)
+                .group_by(dimension)
+                .agg(trials=pl.len(), successes=(stage >= k + 1).sum())
+                .filter(pl.col("trials") >= min_journeys)
+                .sort(dimension)
+            )
+            for value, trials, successes in segments.iter_rows():
+                lower = wilson_lower(float(successes), float(trials))
+                if lower > best[2]:
+                    best = (dimension, str(value), lower)
         later = float(np.prod(rates[k:]))
-        gain = int(at_stage.sum()) * max(0.0, best[2] - rates[k - 1]) * later
+        gain = totals[k - 1] * max(0.0, best[2] - rates[k - 1]) * later
         result.append({
             "transition": f"{plan.STAGES[k - 1]}->{plan.STAGES[k]}", "conversion_rate": rates[k - 1],
             "benchmark_dimension": best[0], "benchmark_value": best[1], "benchmark_lower_bound": best[2],
