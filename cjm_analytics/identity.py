@@ -188,7 +188,7 @@ def components(con: duckdb.DuckDBPyConnection, nodes: str, edges: str, out: str)
         f"CREATE OR REPLACE TEMP TABLE lp_edges AS SELECT a AS src, b AS dst FROM {edges} "
         f"UNION ALL SELECT b, a FROM {edges}"
     )
-    for iteration in range(1, MAX_ITERATIONS + 1):
+    for iteration in range(1, MAX_ITERATIONS + 1):  # noqa: B007 (returned)
         con.execute(
             f"""
 CREATE OR REPLACE TEMP TABLE lp_next AS

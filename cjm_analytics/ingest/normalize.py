@@ -9,7 +9,7 @@ column names are the generated `c0, c1, ...`.
 
 Time: text with a UTC offset (or `Z`) keeps its instant; naive text is local time of the
 source's `timezone` (DST by ICU: a time inside the spring-forward gap does not exist and is
-rejected; an ambiguous autumn time is its first occurrence); naive text without a
+rejected; an ambiguous autumn time is its later, standard-time occurrence, as ICU does); naive text without a
 configured zone is rejected. See docs/adr/0006-lake-and-manifest.md.
 """
 

@@ -175,16 +175,16 @@ def _apply_join(
     """raw_rows := main rows joined to the join file's rows on `join.on` (join columns win)."""
     assert source.join is not None
     join_columns = [
-        r[0] for r in con.execute("SELECT name FROM pragma_table_info('join_rows')").fetchall()
+        r[0]
+        for r in con.execute("SELECT name FROM pragma_table_info('join_rows')").fetchall()
+        if r[0] not in ("source_row", "line")
     ]
     renamed = generated_names(len(join_columns), "j")
     keys = source.join.on
     missing = [k for k in keys if k not in main.columns or k not in join_names]
     if missing:
         raise IngestError(f"join.on: key column(s) {missing} must be in both files")
-    on = " AND ".join(
-        f"m.{main.columns[k]} = j.{renamed[join_columns.index(join_names[k])]}" for k in keys
-    )
+    on = " AND ".join(f"m.{main.columns[k]} = j.{join_names[k]}" for k in keys)
     key_list = ", ".join(join_names[k] for k in keys)
     dup = con.execute(
         f"SELECT min(source_row), count(*) FROM join_rows GROUP BY {key_list} HAVING count(*) > 1 LIMIT 1"
