@@ -106,6 +106,6 @@ def test_missing_events_table_and_unknown_segment_are_errors_a_user_can_act_on()
             build_journey_models(con, CFG, T0)
         load_events(con, [event("a", "view", 0)])
         with pytest.raises(
-            ConfigError, match="segments: unknown dimension.*allowed: first_touch_channel"
+            ConfigError, match=r"segments: unknown dimension.*allowed: first_touch_channel"
         ):
             build_journey_models(con, stage_config(FIVE_STAGES, "buy", segments=["shoe_size"]), T0)
