@@ -3,21 +3,29 @@
 `stage_what_if`: one row per transition k -> k+1 (k a non-final stage):
 
 - current rate r_k = conversion_rate(k) of all journeys, with its Wilson 95% interval;
+- like-for-like basis: the benchmark compares rates among journeys whose entry to k was
+  observed (a touchpoint of stage k itself, `observed_conversion_rate`, ADR 0023): in
+  furthest mode a journey first seen at a later stage "passes" k by definition, and a
+  segment made of such journeys (crm-first contacts, unknown device) would look like a
+  perfect converter; o_k = the observed rate of all journeys;
 - candidates: the rows of stage_funnel_by_segment at stage k with at least
-  `funnel.benchmark_min_journeys` journeys reaching k; cohort weeks only when recent (the
+  `funnel.benchmark_min_journeys` observed journeys at k, from attributes known when the
+  journey starts (not 'channel', the channels used over the whole journey, which depends on
+  how far it got), with a known value (not '(unknown)'), cohort weeks only when recent (the
   `funnel.cohort_weeks_recent` weeks up to the as-of week, that one included);
 - benchmark: the best candidate Wilson LOWER bound (a rate the transition demonstrably
-  reaches somewhere), never below r_k: benchmark_rate = max(r_k, best lower bound);
+  reaches somewhere), never below o_k: benchmark_rate = max(o_k, best lower bound);
+  headroom_rate = benchmark_rate - o_k;
 - downstream_rate: the product of the current rates of the transitions after k up to the
   success stage (= reached(success) / reached(k+1)); 0 for transitions at or after the
   success stage, which cannot add successes;
-- extra_successes = reached(k) x (benchmark_rate - r_k) x downstream_rate: the extra
-  journeys that would reach the success stage if this one transition rose to its
-  benchmark and the later ones kept their rates;
+- extra_successes = reached(k) x headroom_rate x downstream_rate: the extra journeys that
+  would reach the success stage if this one transition rose to its benchmark and the later
+  ones kept their rates;
 - extra_successes_low / _high: a conservative range, not a confidence interval with exact
-  coverage: low = reached(k) x max(0, best lower bound - r_k's upper bound) x the product
+  coverage: low = reached(k) x max(0, best lower bound - o_k's upper bound) x the product
   of the later rates' lower bounds; high = reached(k) x max(0, benchmark segment's point
-  rate - r_k's lower bound) x the product of the later rates' upper bounds.
+  rate - o_k's lower bound) x the product of the later rates' upper bounds.
 
 `constraint_stage`: one row per finding, among transitions before the success stage:
 'constraint' (largest extra_successes; NULL transition when no transition has headroom),
@@ -40,6 +48,10 @@ import polars as pl
 from cjm_analytics import stages
 from cjm_analytics.config import JourneyConfig
 
+#: Segment dimensions that depend on how far a journey got (never a benchmark).
+OUTCOME_DEPENDENT_DIMENSIONS: tuple[str, ...] = ("channel",)
+UNKNOWN_VALUE = "(unknown)"
+
 
 def benchmark_candidates(
     by_segment: pl.DataFrame, min_journeys: int, recent_weeks: int, as_of: datetime
@@ -47,8 +59,10 @@ def benchmark_candidates(
     """Rows of stage_funnel_by_segment that may set a benchmark (enough journeys, recent)."""
     first_recent = (week_start(as_of.date()) - timedelta(weeks=recent_weeks - 1)).isoformat()
     return by_segment.filter(
-        (pl.col("reached_count") >= min_journeys)
-        & pl.col("conversion_rate").is_not_null()
+        (pl.col("observed_reached_count") >= min_journeys)
+        & pl.col("observed_conversion_rate").is_not_null()
+        & ~pl.col("dimension").is_in(OUTCOME_DEPENDENT_DIMENSIONS)
+        & (pl.col("segment_value") != UNKNOWN_VALUE)
         & ((pl.col("dimension") != "cohort_week") | (pl.col("segment_value") >= first_recent))
     )
 
@@ -73,7 +87,7 @@ def what_if_frame(funnel: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFram
 
 def _best_candidate(candidates: pl.DataFrame, stage_order: int) -> dict[str, Any] | None:
     rows = candidates.filter(pl.col("stage_order") == stage_order).sort(
-        ["conversion_rate_low", "reached_count", "dimension", "segment_value"],
+        ["observed_conversion_rate_low", "observed_reached_count", "dimension", "segment_value"],
         descending=[True, True, False, False],
     )
     return rows.row(0, named=True) if rows.height else None
@@ -91,10 +105,13 @@ def _what_if_row(
     success_order: int,
 ) -> dict[str, Any]:
     reached, rate = step["reached_count"], step["conversion_rate"]
+    observed = step["observed_conversion_rate"]
     before_success = step["stage_order"] < success_order
-    best_low = best["conversion_rate_low"] if best else None
-    benchmark = max(rate, best_low) if rate is not None and best_low is not None else rate
-    headroom = benchmark - rate if benchmark is not None and rate is not None else 0.0
+    best_low = best["observed_conversion_rate_low"] if best else None
+    benchmark = (
+        max(observed, best_low) if observed is not None and best_low is not None else observed
+    )
+    headroom = benchmark - observed if benchmark is not None and observed is not None else 0.0
     downstream = _product([s["conversion_rate"] for s in later]) if before_success else 0.0
     downstream_low = _product([s["conversion_rate_low"] for s in later]) if before_success else 0.0
     downstream_high = (
@@ -103,14 +120,14 @@ def _what_if_row(
     low = high = 0.0
     if (
         best is not None
-        and rate is not None
+        and observed is not None
         and downstream_low is not None
         and downstream_high is not None
     ):
-        low = reached * max(0.0, best_low - step["conversion_rate_high"]) * downstream_low
+        low = reached * max(0.0, best_low - step["observed_conversion_rate_high"]) * downstream_low
         high = (
             reached
-            * max(0.0, best["conversion_rate"] - step["conversion_rate_low"])
+            * max(0.0, best["observed_conversion_rate"] - step["observed_conversion_rate_low"])
             * downstream_high
         )
     return {
@@ -127,11 +144,13 @@ def _what_if_row(
         "conversion_rate_low": step["conversion_rate_low"],
         "conversion_rate_high": step["conversion_rate_high"],
         "time_to_next_median_seconds": step["time_to_next_median_seconds"],
+        "observed_reached_count": step["observed_reached_count"],
+        "observed_conversion_rate": observed,
         "benchmark_rate": benchmark,
         "benchmark_dimension": best["dimension"] if best else None,
         "benchmark_segment_value": best["segment_value"] if best else None,
-        "benchmark_segment_rate": best["conversion_rate"] if best else None,
-        "benchmark_segment_reached_count": best["reached_count"] if best else None,
+        "benchmark_segment_rate": best["observed_conversion_rate"] if best else None,
+        "benchmark_segment_reached_count": best["observed_reached_count"] if best else None,
         "headroom_rate": headroom,
         "downstream_rate": downstream,
         "extra_next_stage_count": reached * headroom,
@@ -206,7 +225,8 @@ def _explain(finding: str, row: dict[str, Any] | None) -> str:
     rate = row["conversion_rate"]
     if finding == "constraint":
         return (
-            f"raising {row['transition']} from {rate:.1%} to {row['benchmark_rate']:.1%} (the lower "
+            f"raising {row['transition']} from {row['observed_conversion_rate']:.1%} to "
+            f"{row['benchmark_rate']:.1%} (journeys observed at {row['from_stage']}; the lower "
             f"bound of {row['benchmark_dimension']}={row['benchmark_segment_value']}) adds "
             f"{row['extra_successes']:.1f} successes (range {row['extra_successes_low']:.1f}"
             f"-{row['extra_successes_high']:.1f})"

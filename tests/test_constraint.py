@@ -66,7 +66,7 @@ def test_constraint_is_the_transition_with_headroom_not_the_lowest_rate() -> Non
     low_20_of_20 = stats.wilson_interval(20, 20)[0]  # type: ignore[index]
     assert low_20_of_20 == pytest.approx(0.83887, abs=1e-5)
     assert what_if[:3] == [
-        ("aware -> interest", 0.5, 0.5, "channel", "web", 0.0, False),
+        ("aware -> interest", 0.5, 0.5, "customer_type", "new", 0.0, False),
         (
             "interest -> cart",
             0.6,
@@ -76,7 +76,7 @@ def test_constraint_is_the_transition_with_headroom_not_the_lowest_rate() -> Non
             pytest.approx(5.1755, abs=1e-3),
             True,
         ),
-        ("cart -> buy", 13 / 24, 13 / 24, "channel", "web", 0.0, False),
+        ("cart -> buy", 13 / 24, 13 / 24, "customer_type", "new", 0.0, False),
     ]
     # buy -> loyal is after the success stage: it cannot add purchases
     assert what_if[3][0] == "buy -> loyal" and what_if[3][5] == 0.0

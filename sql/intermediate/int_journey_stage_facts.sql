@@ -16,6 +16,10 @@
 --     journeys have left the stage without moving on, are not at risk, and are excluded
 --     (is_km_at_risk false), so the median describes journeys that move on, and open
 --     journeys cannot flatter a slow stage.
+--   is_entry_observed: the touchpoint where the journey entered k maps to k itself (always
+--     in ordered mode; in furthest mode false when the journey skipped k, e.g. was first
+--     seen at a later stage). The constraint's benchmarks compare observed entries only, so
+--     segments first seen late in the funnel do not look like perfect converters (ADR 0023).
 -- At the final stage the three flags and the times are NULL (there is no next stage).
 with
 
@@ -49,6 +53,8 @@ reached_rows as (
         with_next.entered_at,
         with_next.next_entered_seq,
         with_next.next_entered_at,
+        getvariable('funnel_mode') = 'ordered'
+            or with_next.entered_seq = with_next.first_touch_seq as is_entry_observed,
         stages.is_final_stage,
         stages.is_success_stage,
         journey_states.is_stale
@@ -85,6 +91,7 @@ final as (
         is_moved_on,
         is_abandoned_here,
         is_in_progress_here,
+        is_entry_observed,
         case
             when is_moved_on then epoch(next_entered_at) - epoch(entered_at)
         end as time_to_next_seconds,

@@ -16,6 +16,10 @@
 --   abandonment_rate = abandoned / reached; in_progress_rate = in progress / reached.
 --   reached_from_first_rate = reached(k) / reached(1) of the same group.
 --   time_to_next_*: Kaplan-Meier quantiles from int_stage_time_to_next.
+--   observed_reached_count / observed_converted_count: the same counts among journeys whose
+--     entry to k was observed (int_journey_stage_facts.is_entry_observed), with
+--     observed_conversion_rate and its Wilson bounds: the basis of the constraint's
+--     benchmarks (ADR 0023).
 with
 
 facts as (
@@ -48,7 +52,10 @@ counts as (
         count(*) as reached_count,
         count(*) filter (where facts.is_moved_on) as converted_count,
         count(*) filter (where facts.is_abandoned_here) as abandoned_count,
-        count(*) filter (where facts.is_in_progress_here) as in_progress_count
+        count(*) filter (where facts.is_in_progress_here) as in_progress_count,
+        count(*) filter (where facts.is_entry_observed) as observed_reached_count,
+        count(*) filter (where facts.is_entry_observed and facts.is_moved_on)
+            as observed_converted_count
     from facts
     inner join segments on segments.journey_id = facts.journey_id
     group by segments.dimension, segments.segment_value, facts.stage_order
@@ -69,7 +76,10 @@ grid as (
         case when not stages.is_final_stage then coalesce(counts.abandoned_count, 0) end
             as abandoned_count,
         case when not stages.is_final_stage then coalesce(counts.in_progress_count, 0) end
-            as in_progress_count
+            as in_progress_count,
+        coalesce(counts.observed_reached_count, 0) as observed_reached_count,
+        case when not stages.is_final_stage then coalesce(counts.observed_converted_count, 0) end
+            as observed_converted_count
     from groups
     cross join stages
     left join counts
@@ -85,6 +95,8 @@ rates as (
         case when reached_count > 0 then abandoned_count / reached_count end as abandonment_rate,
         case when reached_count > 0 then in_progress_count / reached_count end
             as in_progress_rate,
+        case when observed_reached_count > 0 then observed_converted_count / observed_reached_count end
+            as observed_conversion_rate,
         1.959963984540054 as z
     from grid
 ),
@@ -110,6 +122,26 @@ wilson as (
                 )
             ) / (1 + z * z / reached_count))
         end as conversion_rate_high,
+        case
+            when observed_conversion_rate is not null then greatest(0.0, (
+                observed_conversion_rate + z * z / (2 * observed_reached_count)
+                - z * sqrt(
+                    observed_conversion_rate * (1 - observed_conversion_rate)
+                    / observed_reached_count
+                    + z * z / (4 * observed_reached_count * observed_reached_count)
+                )
+            ) / (1 + z * z / observed_reached_count))
+        end as observed_conversion_rate_low,
+        case
+            when observed_conversion_rate is not null then least(1.0, (
+                observed_conversion_rate + z * z / (2 * observed_reached_count)
+                + z * sqrt(
+                    observed_conversion_rate * (1 - observed_conversion_rate)
+                    / observed_reached_count
+                    + z * z / (4 * observed_reached_count * observed_reached_count)
+                )
+            ) / (1 + z * z / observed_reached_count))
+        end as observed_conversion_rate_high,
         reached_count / nullif(
             first_value(reached_count) over (
                 partition by dimension, segment_value order by stage_order
@@ -138,6 +170,11 @@ final as (
         wilson.abandonment_rate,
         wilson.in_progress_rate,
         wilson.reached_from_first_rate,
+        wilson.observed_reached_count,
+        wilson.observed_converted_count,
+        wilson.observed_conversion_rate,
+        wilson.observed_conversion_rate_low,
+        wilson.observed_conversion_rate_high,
         case when not wilson.is_final_stage then time_to_next.time_to_next_median_seconds end
             as time_to_next_median_seconds,
         case when not wilson.is_final_stage then time_to_next.time_to_next_p90_seconds end
