@@ -24,7 +24,9 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Path) -> None:
@@ -49,7 +51,11 @@ def test_csv_sources_parse_with_the_configs_dialect(company: Path, truth: dict) 
         for name in ("crm", "calls"):
             source = config.sources[name]
             dialect = source.csv
-            header = (company / next(iter(truth["files"].keys() & _paths(truth, name)))).read_text().splitlines()[0]
+            header = (
+                (company / next(iter(truth["files"].keys() & _paths(truth, name))))
+                .read_text()
+                .splitlines()[0]
+            )
             columns = header.split(dialect.delimiter)
             rows = con.execute(
                 "select count(*) from read_csv(?, delim = ?, quote = ?, header = ?, auto_detect = false, "
@@ -59,7 +65,9 @@ def test_csv_sources_parse_with_the_configs_dialect(company: Path, truth: dict) 
             ).fetchone()[0]  # fmt: skip
             assert rows == truth["row_counts"][name]
             mapped = {*source.columns.values(), *source.identifiers.values(), *source.properties}
-            mapped |= {e.at for e in source.events} | {c.column for e in source.events for c in e.when}
+            mapped |= {e.at for e in source.events} | {
+                c.column for e in source.events for c in e.when
+            }
             mapped |= {v for e in source.events for v in e.properties.values()}
             assert mapped <= set(columns), f"{name}: mapped columns missing from the header"
 
@@ -69,7 +77,9 @@ def _paths(truth: dict, source: str) -> set[str]:
 
 
 def _web_lines(company: Path) -> list[str]:
-    return [line for p in sorted(company.glob("raw/web/*.jsonl")) for line in p.read_text().splitlines()]
+    return [
+        line for p in sorted(company.glob("raw/web/*.jsonl")) for line in p.read_text().splitlines()
+    ]
 
 
 def _json_or_none(line: str) -> dict | None:
@@ -79,13 +89,17 @@ def _json_or_none(line: str) -> dict | None:
         return None
 
 
-def test_web_lines_are_json_with_the_mapped_keys_except_the_planted_malformed(company: Path, truth: dict) -> None:
+def test_web_lines_are_json_with_the_mapped_keys_except_the_planted_malformed(
+    company: Path, truth: dict
+) -> None:
     source = load_config(CONFIG).sources["web"]
     parsed = [_json_or_none(line) for line in _web_lines(company)]
     assert sum(p is None for p in parsed) == truth["dirty"]["web"]["malformed_json"] > 0
     mapped = {*source.columns.values(), *source.identifiers.values(), *source.properties}
     assert all(mapped <= p.keys() for p in parsed if p is not None)
-    assert all(p["url"].startswith("https://www.voltstore.example/") for p in parsed if p is not None)
+    assert all(
+        p["url"].startswith("https://www.voltstore.example/") for p in parsed if p is not None
+    )
 
 
 def _dirty_kinds(rows: list[dict], id_key: str, time_key: str, ids: tuple[str, ...],
@@ -116,7 +130,7 @@ def _iso(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else None
 
 
-def _naive(zone: ZoneInfo | None):  # noqa: ANN202
+def _naive(zone: ZoneInfo | None):
     def parse(text: str) -> datetime | None:
         try:
             moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
@@ -131,7 +145,11 @@ def test_dirty_rows_in_the_files_match_truth_counts(company: Path, truth: dict) 
     as_of = datetime.fromisoformat(truth["as_of"]).replace(tzinfo=UTC)
     web = [p for p in map(_json_or_none, _web_lines(company)) if p is not None]
     crm = [r for p in sorted(company.glob("raw/crm/*.csv")) for r in csv.DictReader(p.open())]
-    calls = [r for p in sorted(company.glob("raw/calls/*.csv")) for r in csv.DictReader(p.open(), delimiter=";")]
+    calls = [
+        r
+        for p in sorted(company.glob("raw/calls/*.csv"))
+        for r in csv.DictReader(p.open(), delimiter=";")
+    ]
     counted = {
         "web": _dirty_kinds(web, "event_id", "timestamp", ("anonymous_id", "user_id", "email"), _iso, as_of),
         "crm": _dirty_kinds(crm, "record_id", "occurred_at", ("contact_id", "email", "phone", "web_user_id"),
@@ -141,7 +159,11 @@ def test_dirty_rows_in_the_files_match_truth_counts(company: Path, truth: dict) 
     counted["web"]["malformed_json"] = truth["dirty"]["web"]["malformed_json"]  # checked above
     assert counted == truth["dirty"]
     assert all(n > 0 for kinds in truth["dirty"].values() for n in kinds.values())
-    assert truth["row_counts"] == {"web": len(_web_lines(company)), "crm": len(crm), "calls": len(calls)}
+    assert truth["row_counts"] == {
+        "web": len(_web_lines(company)),
+        "crm": len(crm),
+        "calls": len(calls),
+    }
 
 
 def test_timestamps_carry_berlin_offsets_and_calls_use_the_switchboard(company: Path) -> None:
@@ -153,10 +175,15 @@ def test_timestamps_carry_berlin_offsets_and_calls_use_the_switchboard(company: 
 
 def test_cli_generate_writes_and_rejects_an_unknown_constraint(tmp_path: Path) -> None:
     runner = CliRunner()
-    ok = runner.invoke(app, ["generate", "--customers", "50", "--seed", "1", "--out", str(tmp_path), "--days", "30"])
+    ok = runner.invoke(
+        app,
+        ["generate", "--customers", "50", "--seed", "1", "--out", str(tmp_path), "--days", "30"],
+    )
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "truth.json").is_file()
-    bad = runner.invoke(app, ["generate", "--out", str(tmp_path), "--constraint", "purchase->retention"])
+    bad = runner.invoke(
+        app, ["generate", "--out", str(tmp_path), "--constraint", "purchase->retention"]
+    )
     assert bad.exit_code == 2
     assert "intent->purchase" in bad.output
 
