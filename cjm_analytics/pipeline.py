@@ -27,6 +27,9 @@ from cjm_analytics import changes, history, warehouse
 from cjm_analytics.config import JourneyConfig
 from cjm_analytics.history import RunRecord, utc_now
 
+#: The lake's state file (manifest, identity state): see cjm_analytics/ingest/lake.py.
+STATE_FILE = "state.duckdb"
+
 log = logging.getLogger(__name__)
 STEPS: tuple[str, ...] = ("ingest", "build", "stages", "mining", "changes", "report", "publish")
 Facts = dict[str, Any]
@@ -84,6 +87,7 @@ def start_night(
     if full_rebuild:
         rebuilt = cfg.lake_dir.with_name(f"{cfg.lake_dir.name}.rebuild-{run_id}")
         lake_swap = (rebuilt, cfg.lake_dir)
+        carry_identity_state(cfg.lake_dir / STATE_FILE, rebuilt / STATE_FILE)
         cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"lake": str(rebuilt)})})
     night = Night(
         cfg=cfg,
@@ -97,6 +101,28 @@ def start_night(
     )
     history.save_run(cfg.runs_dir, _record(night, {}, status="running"))
     return night
+
+
+def carry_identity_state(old_state: Path, new_state: Path) -> list[str]:
+    """Copy the identity tables (`identity_*`) of the lake state into a rebuilt lake's state,
+    so a full rebuild keeps every customer's id. Returns the tables copied."""
+    new_state.parent.mkdir(parents=True, exist_ok=True)
+    if not old_state.is_file():
+        return []
+    with warehouse.connection(old_state, read_only=True) as old:
+        names = [
+            row[0]
+            for row in old.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'identity_')"
+            ).fetchall()
+        ]
+        tables = {name: old.sql(f'SELECT * FROM "{name}"').to_arrow_table() for name in names}
+    with warehouse.connection(new_state) as new:
+        for name, table in tables.items():
+            new.register("carried", table)
+            new.execute(f'CREATE TABLE "{name}" AS SELECT * FROM carried')
+            new.unregister("carried")
+    return names
 
 
 def open_build(night: Night) -> duckdb.DuckDBPyConnection:

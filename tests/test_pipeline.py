@@ -1,0 +1,85 @@
+"""The whole night, for real: generate -> ingest -> build -> stages -> mining -> changes ->
+report -> publish, twice (a normal night, then a full rebuild)."""
+
+from __future__ import annotations
+
+import pytest
+from _tiny_night import TinyNights, tiny_nights
+
+from cjm_analytics import warehouse
+from cjm_analytics.history import load_runs
+
+EXPECTED_TABLES = {
+    # ingest + identity
+    "stg_events", "ingest_files", "ingest_rejects", "events", "identity_map",
+    # stages
+    "touchpoints", "journeys", "stage_funnel", "stage_funnel_by_segment", "constraint_stage",
+    "stage_what_if", "stage_sentiment", "abandonment_last_touchpoints", "dropoff_drivers",
+    # mining
+    "dfg_stage_edges", "stage_variants", "conformance_conversion", "deviations",
+    # this area
+    "runs", "stage_history", "segment_history", "stage_changes", "conversion_decomposition", "alerts",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def nights() -> TinyNights:
+    return tiny_nights()
+
+
+def test_both_nights_succeed_and_are_recorded(nights: TinyNights) -> None:
+    runs = load_runs(nights.cfg.runs_dir)
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert [r.is_full_rebuild for r in runs] == [False, True]
+    first = nights.first.record
+    # every source row is accounted for; the full rebuild reads every file again
+    assert first.rows_read_count == first.rows_loaded_count + first.rows_rejected_count
+    assert first.rows_read_count and first.rows_read_count > 0
+    assert nights.second.record.rows_read_count == first.rows_read_count
+
+
+def test_published_warehouse_has_every_layer(nights: TinyNights) -> None:
+    with warehouse.connection(nights.cfg.warehouse_path, read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert tables >= EXPECTED_TABLES
+        runs = con.execute("SELECT run_id, status FROM runs ORDER BY started_at").fetchall()
+        nights_seen = con.execute("SELECT count(DISTINCT run_id) FROM stage_history").fetchone()[0]  # type: ignore[index]
+        previous = con.execute("SELECT DISTINCT previous_run_id FROM stage_changes").fetchall()
+        customers = con.execute("SELECT count(DISTINCT customer_id) FROM events").fetchone()[0]  # type: ignore[index]
+    assert runs == [
+        (nights.first.record.run_id, "succeeded"),
+        (nights.second.record.run_id, "succeeded"),
+    ]
+    assert nights_seen == 2
+    assert previous == [(nights.first.record.run_id,)]
+    assert customers == nights.second.record.customer_count
+
+
+def test_full_rebuild_keeps_customer_ids_and_swaps_the_lake(nights: TinyNights) -> None:
+    previous = nights.cfg.warehouse_path.with_name(nights.cfg.warehouse_path.name + ".previous")
+    query = "SELECT DISTINCT customer_id FROM events WHERE customer_id IS NOT NULL"
+    with warehouse.connection(previous, read_only=True) as con:
+        before = {r[0] for r in con.execute(query).fetchall()}
+    with warehouse.connection(nights.cfg.warehouse_path, read_only=True) as con:
+        after = {r[0] for r in con.execute(query).fetchall()}
+    assert before and before == after  # same data, same people, same ids
+    lake = nights.cfg.lake_dir
+    assert sorted(p.name for p in lake.parent.iterdir() if p.name.startswith(lake.name)) == [
+        "lake",
+        "lake.previous",
+    ]
+
+
+def test_each_night_has_its_report_and_models(nights: TinyNights) -> None:
+    for result in (nights.first, nights.second):
+        assert result.report_path is not None and result.report_path.is_file()
+        assert result.report_path.parent.name.endswith(result.record.run_id)
+        models = nights.cfg.runs_dir / result.record.run_id
+        assert (models / "stage_history.parquet").is_file()
+        assert any(p.suffix in {".pnml", ".ptml", ".bpmn"} for p in models.iterdir())
+    assert nights.first.report_path != nights.second.report_path
+
+
+def test_as_of_is_the_given_night(nights: TinyNights) -> None:
+    assert nights.second.record.as_of is not None and nights.first.record.as_of is not None
+    assert (nights.second.record.as_of - nights.first.record.as_of).days == 7
