@@ -336,18 +336,20 @@ WITH absorbed AS (
     WHERE nc.customer_id IS NOT NULL AND p.customer_id <> nc.customer_id
       AND p.customer_id NOT IN (SELECT customer_id FROM component_ids)
 ),
-old_of AS (
+old_of AS (  -- identifiers of the absorbed customers, by their old id
     SELECT nc.node_id, p.customer_id AS old_id, nc.kind || ':' || nc.value AS identifier
     FROM node_customer nc JOIN prev_map p ON p.kind = nc.kind AND p.value = nc.value
+    WHERE p.customer_id IN (SELECT merged_customer_id FROM absorbed)
 ),
-bridge AS (
-    SELECT a.old_id AS merged_customer_id, min(a.identifier || ' -- ' || coalesce(b.identifier, nb.kind || ':' || nb.value)) AS edge
-    FROM stitch_edges e
-    JOIN old_of a ON a.node_id IN (e.a, e.b)
-    JOIN stitch_nodes nb ON nb.node_id = CASE WHEN a.node_id = e.a THEN e.b ELSE e.a END
-    LEFT JOIN old_of b ON b.node_id = nb.node_id
-    WHERE b.old_id IS DISTINCT FROM a.old_id
-    GROUP BY a.old_id
+directed AS (
+    SELECT a AS src, b AS dst FROM stitch_edges UNION ALL SELECT b, a FROM stitch_edges
+),
+bridge AS (  -- the smallest edge leaving an absorbed customer's old identifiers
+    SELECT o.old_id AS merged_customer_id, min(o.identifier || ' -- ' || n.kind || ':' || n.value) AS edge
+    FROM old_of o JOIN directed d ON d.src = o.node_id JOIN stitch_nodes n ON n.node_id = d.dst
+    LEFT JOIN old_of same ON same.node_id = d.dst AND same.old_id = o.old_id
+    WHERE same.node_id IS NULL
+    GROUP BY o.old_id
 ),
 merged AS (
     SELECT CAST(? AS TIMESTAMP) AS merged_at, a.kept_customer_id, a.merged_customer_id,
@@ -472,6 +474,9 @@ class StitchScore:
     correct_pairs: int
     precision: float
     recall: float
+    #: the recall a perfect stitcher could reach from the identifiers that co-occur on events:
+    #: true pairs never linked by any event (a cookie that never logged in) are out of reach.
+    recall_ceiling: float
 
 
 def score_stitching(
@@ -514,6 +519,7 @@ SELECT (SELECT count(*) FROM joined),
     (SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM cells)
 """
     ).fetchall()[0]
+    reachable = _reachable_pairs(con)
     con.unregister("truth_input")
     assert row is not None
     scored, true_pairs, predicted_pairs, correct = (int(v) for v in row)
@@ -521,4 +527,32 @@ SELECT (SELECT count(*) FROM joined),
         scored, true_pairs, predicted_pairs, correct,
         correct / predicted_pairs if predicted_pairs else 1.0,
         correct / true_pairs if true_pairs else 1.0,
+        reachable / true_pairs if true_pairs else 1.0,
     )  # fmt: skip
+
+
+def _reachable_pairs(con: duckdb.DuckDBPyConnection) -> int:
+    """True pairs (among identifiers in identity_map) joined by co-occurrence on events
+    through identifiers of the same true customer only: what perfect stitching finds."""
+    unions = " UNION ALL ".join(
+        f"SELECT rowid AS event_key, '{kind}' AS kind, {column} AS value FROM events WHERE {column} IS NOT NULL"
+        for kind, column in IDENTIFIER_COLUMNS.items()
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE truth_nodes AS SELECT row_number() OVER (ORDER BY t.kind, t.value) AS node_id, "
+        "t.kind, t.value, t.true_id FROM (SELECT DISTINCT kind, value, true_id FROM truth_input) t "
+        "JOIN identity_map m ON m.identifier_kind = t.kind AND m.identifier_value = t.value "
+        "WHERE m.customer_id IS NOT NULL"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE truth_edges AS WITH ids AS ({unions}), "
+        "hit AS (SELECT i.event_key, n.node_id, n.true_id FROM ids i JOIN truth_nodes n USING (kind, value)) "
+        "SELECT DISTINCT a.node_id AS a, b.node_id AS b FROM hit a JOIN hit b "
+        "ON a.event_key = b.event_key AND a.node_id < b.node_id AND a.true_id = b.true_id"
+    )
+    components(con, "truth_nodes", "truth_edges", "truth_labels")
+    return int(
+        con.execute(
+            "SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM (SELECT count(*) AS n FROM truth_labels GROUP BY label)"
+        ).fetchall()[0][0]
+    )

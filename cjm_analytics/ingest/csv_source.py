@@ -1,5 +1,8 @@
 """CSV files: DuckDB's reader with the dialect from journey.yaml, no sniffing, rejects kept.
 
+A gzip-compressed file (`.csv.gz`, recognized by its magic bytes, not its name) is read
+the same way.
+
 The header is read here (Python's csv module, same dialect) to learn the column names; DuckDB
 then reads every column as VARCHAR under generated names (`c0`, `c1`, ...) with
 `auto_detect=false` and `store_rejects=true`, and its reject tables are copied to
@@ -9,7 +12,10 @@ then reads every column as VARCHAR under generated names (`c0`, `c1`, ...) with
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import pyarrow as pa
@@ -41,11 +47,21 @@ def read_header(path: Path, dialect: CsvDialect) -> list[str]:
     return first if dialect.header else [f"column{i}" for i in range(len(first))]
 
 
+def is_gzip(path: Path) -> bool:
+    """True when the file starts with the gzip magic bytes (`.csv.gz` exports)."""
+    with open(path, "rb") as probe:
+        return probe.read(2) == b"\x1f\x8b"
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+
+
 def _first_line(path: Path, dialect: CsvDialect) -> str:
     if dialect.encoding == "utf-16":
-        with open(path, encoding="utf-16", newline="") as handle:
+        with io.TextIOWrapper(_open_binary(path), encoding="utf-16", newline="") as handle:
             return handle.readline().rstrip("\r\n")
-    with open(path, "rb") as handle:
+    with _open_binary(path) as handle:
         return handle.readline().decode(_PYTHON_ENCODING[dialect.encoding]).rstrip("\r\n")
 
 
@@ -85,6 +101,7 @@ def read_csv_file(con: duckdb.DuckDBPyConnection, path: Path, dialect: CsvDialec
         "columns": {name: "VARCHAR" for name in names},
         "nullstr": dialect.null_values,
         "encoding": dialect.encoding,
+        "compression": "gzip" if is_gzip(path) else "none",
     }
     con.execute("DROP TABLE IF EXISTS reject_errors")
     con.execute("DROP TABLE IF EXISTS reject_scans")
@@ -92,7 +109,8 @@ def read_csv_file(con: duckdb.DuckDBPyConnection, path: Path, dialect: CsvDialec
         con,
         "CREATE OR REPLACE TEMP TABLE csv_input AS SELECT * FROM read_csv($path, delim=$delim, "
         "quote=$quote, escape=$escape, header=$header, auto_detect=false, columns=$columns, "
-        "nullstr=$nullstr, encoding=$encoding, store_rejects=true, strict_mode=true)",
+        "nullstr=$nullstr, encoding=$encoding, compression=$compression, store_rejects=true, "
+        "strict_mode=true)",
         params,
     )
     _copy_csv_rejects(con, dict(zip(names, header, strict=True)), dialect.header)

@@ -60,15 +60,11 @@ def read_jsonl_file(con: duckdb.DuckDBPyConnection, path: Path, needed: list[str
     """Fill `raw_rows` (the `needed` keys as text) and `read_rejects` from one JSONL file."""
     lines, bad = split_lines(path)
     names = generated_names(len(needed))
-    params: dict[str, object] = {f"path_{i}": json_path(key) for i, key in enumerate(needed)}
-    params.update({f"key_{i}": key for i, key in enumerate(needed)})
+    params: dict[str, object] = {"paths": [json_path(k) for k in needed], "keys": list(needed)}
     con.register("jsonl_lines", lines)
     con.register("jsonl_bad", bad)
     try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE jsonl_parsed AS "
-            "SELECT source_row, line, try(json(line)) AS doc FROM jsonl_lines"
-        )
+        run(con, _PARSE_SQL, params)
         con.execute(
             "INSERT INTO read_rejects SELECT source_row, NULL, split_part(text, '|', 1), "
             "substr(text, length(split_part(text, '|', 1)) + 2) FROM jsonl_bad"
@@ -76,41 +72,46 @@ def read_jsonl_file(con: duckdb.DuckDBPyConnection, path: Path, needed: list[str
     finally:
         con.unregister("jsonl_lines")
         con.unregister("jsonl_bad")
-    run(con, _rejects_sql(len(needed)), params)
-    extracts = "".join(
-        f", json_extract_string(doc, $path_{i}) AS {name}" for i, name in enumerate(names)
-    )
-    run(
-        con,
+    run(con, _REJECTS_SQL, params)
+    extracts = "".join(f", vals[{i + 1}] AS {name}" for i, name in enumerate(names))
+    con.execute(
         f"CREATE OR REPLACE TEMP TABLE raw_rows AS SELECT source_row, line{extracts} FROM jsonl_parsed "
-        "WHERE source_row NOT IN (SELECT source_row FROM read_rejects) ORDER BY source_row",
-        params,
+        "WHERE reason IS NULL ORDER BY source_row"
     )
     con.execute("DROP TABLE jsonl_parsed")
     return RawFile(dict(zip(needed, names, strict=True)), "line")
 
 
-def _rejects_sql(count: int) -> str:
-    """INSERT the lines that are blank, not JSON, not an object, or hold a nested value."""
-    nested = "".join(
-        f"WHEN json_type(doc, $path_{i}) IN ('OBJECT', 'ARRAY') THEN "
-        f"'field holds a JSON ' || lower(json_type(doc, $path_{i})) || '; expected a text, number or boolean' "
-        for i in range(count)
-    )
-    nested_column = "".join(
-        f"WHEN json_type(doc, $path_{i}) IN ('OBJECT', 'ARRAY') THEN $key_{i} "
-        for i in range(count)
-    )
-    reason = (
-        "CASE WHEN trim(line) = '' THEN 'blank line; expected one JSON object per line' "
-        "WHEN doc IS NULL THEN 'malformed JSON; expected one JSON object per line' "
-        "WHEN json_type(doc) <> 'OBJECT' THEN 'a JSON ' || lower(json_type(doc)) || "
-        "' where a JSON object is expected' "
-        f"{nested}END"
-    )
-    column = f"CASE WHEN doc IS NULL OR json_type(doc) <> 'OBJECT' THEN NULL {nested_column}END"
-    return (
-        "INSERT INTO read_rejects SELECT source_row, column_name, reason, line FROM ("
-        f"SELECT source_row, line, {reason} AS reason, {column} AS column_name FROM jsonl_parsed"
-        ") WHERE reason IS NOT NULL"
-    )
+# One pass over the lines: parse, the types and text of all needed keys at once (list paths).
+_PARSE_SQL = """
+CREATE OR REPLACE TEMP TABLE jsonl_parsed AS
+WITH parsed AS (
+    SELECT source_row, line, try(json(line)) AS doc FROM jsonl_lines
+),
+typed AS (
+    SELECT *, CASE WHEN json_type(doc) = 'OBJECT' THEN json_type(doc, $paths) END AS types FROM parsed
+),
+nested AS (
+    SELECT *, list_position(list_transform(types, lambda t: coalesce(t IN ('OBJECT', 'ARRAY'), false)), true)
+        AS nested_at
+    FROM typed
+),
+final AS (
+    SELECT source_row, line,
+        CASE WHEN trim(line) = '' THEN 'blank line; expected one JSON object per line'
+             WHEN doc IS NULL THEN 'malformed JSON; expected one JSON object per line'
+             WHEN types IS NULL THEN 'a JSON ' || lower(json_type(doc)) || ' where a JSON object is expected'
+             WHEN nested_at > 0 THEN 'field holds a JSON ' || lower(types[nested_at])
+                 || '; expected a text, number or boolean'
+        END AS reason,
+        CASE WHEN nested_at > 0 THEN $keys[nested_at] END AS column_name,
+        CASE WHEN types IS NOT NULL THEN json_extract_string(doc, $paths) END AS vals
+    FROM nested
+)
+SELECT * FROM final
+"""
+
+_REJECTS_SQL = """
+INSERT INTO read_rejects
+SELECT source_row, column_name, reason, line FROM jsonl_parsed WHERE reason IS NOT NULL
+"""

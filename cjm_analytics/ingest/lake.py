@@ -119,6 +119,8 @@ def write_parts(
         existing_data_behavior="overwrite_or_ignore",
         file_visitor=visit,
         use_threads=False,
+        # one partition per event date: a log spanning years has more than Arrow's default 1024
+        max_partitions=max(1024, len(pc.unique(dates))),
     )
     return sorted(written)
 

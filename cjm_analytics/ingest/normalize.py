@@ -120,9 +120,7 @@ def _mapped_select(
     if id_column is not None:
         id_sql = _text(id_column, raw) + (f" || ':' || ${p}name" if spec.id_suffix else "")
     else:
-        id_sql = f"'h' || left(sha256({raw.raw_line_sql}), 24)" + (
-            f" || ':' || ${p}name" if n_specs > 1 else ""
-        )
+        id_sql = _derived_id_sql(raw) + (f" || ':' || ${p}name" if n_specs > 1 else "")
     params.update(
         {p + "id_col": id_column, p + "name_col": name_column, p + "at_col": spec.at_column}
     )
@@ -156,6 +154,16 @@ def _mapped_select(
         or "true"
     )
     return f"SELECT source_row, {', '.join(cols)} FROM raw_rows WHERE {where}"
+
+
+def _derived_id_sql(raw: RawFile) -> str:
+    """The event id of a source without an id column: a hash of the record, plus `.k` for
+    the k-th identical copy in the file (k >= 2). An event log may repeat a record on
+    purpose (the same activity twice in one second), so copies are events; the first copy's
+    id is the plain hash, so a record delivered again in a later file is still recognized."""
+    digest = f"left(sha256({raw.raw_line_sql}), 24)"
+    copy = f"row_number() OVER (PARTITION BY {digest} ORDER BY source_row)"
+    return f"'h' || {digest} || CASE WHEN {copy} > 1 THEN '.' || {copy} ELSE '' END"
 
 
 def _properties_sql(cfg: SourceConfig, raw: RawFile, params: dict[str, Any]) -> str:
