@@ -85,6 +85,14 @@ class JoinSpec(_Strict):
     on: list[Identifier] = Field(min_length=1)
     how: Literal["left", "inner"] = "left"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, data: Any) -> Any:
+        """YAML 1.1 reads a bare `on:` key as the boolean true; take it as `on`."""
+        if isinstance(data, dict) and True in data and "on" not in data:
+            return {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
 
 class Condition(_Strict):
     """A condition on one source column: equals one of `in_`, or is (not) null."""
