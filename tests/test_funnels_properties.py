@@ -4,6 +4,7 @@ logs (tests/funnel_reference.py), and the funnel's invariants hold."""
 from __future__ import annotations
 
 import math
+import os
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,8 +18,11 @@ from cjm_analytics.funnels import event_funnel, funnel_units
 
 T0 = datetime(2024, 3, 1)
 NAMES = ["a", "b", "c", "z"]
+# CJM_FUNNEL_EXAMPLES=2000 for a deep run; the default keeps the suite quick.
 PROFILE = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=int(os.environ.get("CJM_FUNNEL_EXAMPLES", "30")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 
 
@@ -41,7 +45,11 @@ def logs(draw: Any, max_units: int = 3, max_events: int = 6) -> list[dict[str, A
 
 step_st = st.one_of(
     st.sampled_from(["a", "b", "c"]),
-    st.builds(lambda e, d: {"event": e, "where": {"device": d}}, st.sampled_from("abc"), st.sampled_from(["m", "d"])),
+    st.builds(
+        lambda e, d: {"event": e, "where": {"device": d}},
+        st.sampled_from("abc"),
+        st.sampled_from(["m", "d"]),
+    ),
     st.builds(lambda e: {"event": e, "first_time": True}, st.sampled_from("abc")),
 )
 
@@ -56,11 +64,17 @@ def funnels(draw: Any) -> dict[str, Any]:
     }
     n = len(steps)
     if n >= 2 and draw(st.booleans()):
-        lo, hi = (0, n - 1) if mode == "unordered" else sorted(draw(st.sets(st.integers(0, n - 1), min_size=2, max_size=2)))
+        lo, hi = (
+            (0, n - 1)
+            if mode == "unordered"
+            else sorted(draw(st.sets(st.integers(0, n - 1), min_size=2, max_size=2)))
+        )
         kwargs["exclusions"] = [{"event": "z", "from_step": lo, "to_step": hi}]
     if draw(st.booleans()):
         kwargs["breakdown"] = "device"
-        kwargs["breakdown_attribution"] = draw(st.sampled_from(["first_touch", "last_touch", "all_events", "step"]))
+        kwargs["breakdown_attribution"] = draw(
+            st.sampled_from(["first_touch", "last_touch", "all_events", "step"])
+        )
         if kwargs["breakdown_attribution"] == "step":
             kwargs["breakdown_step"] = draw(st.integers(0, n - 1))
     if mode == "unordered":
@@ -77,7 +91,12 @@ def _name(step: Any) -> str:
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    schema = {"customer_id": pl.String, "event_at": pl.Datetime("us"), "event_name": pl.String, "device": pl.String}
+    schema = {
+        "customer_id": pl.String,
+        "event_at": pl.Datetime("us"),
+        "event_name": pl.String,
+        "device": pl.String,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -113,3 +132,49 @@ def test_units_equal_reference(rows: list[dict[str, Any]], funnel: dict[str, Any
     expected = {u: len(t) for (u, _), t in reference_units(rows, steps, **funnel).items()}
     got = funnel_units(_frame(rows), steps, **funnel)
     assert dict(zip(got["unit"], got["furthest_step"], strict=True)) == expected
+
+
+@PROFILE
+@given(rows=logs(max_units=4), funnel=funnels())
+def test_counts_never_increase_and_rates_are_rates(
+    rows: list[dict[str, Any]], funnel: dict[str, Any]
+) -> None:
+    steps = funnel.pop("steps")
+    frame = event_funnel(_frame(rows), steps, **funnel)
+    by_bucket = (
+        frame.partition_by("breakdown_value") if "breakdown_value" in frame.columns else [frame]
+    )
+    for part in by_bucket:
+        values = part["unit_count"].to_list()
+        assert values == sorted(values, reverse=True)
+    for column in ("conversion_rate_from_previous", "conversion_rate_from_start"):
+        assert all(0 <= r <= 1 for r in frame[column].drop_nulls())
+
+
+@PROFILE
+@given(rows=logs(max_units=4), funnel=funnels(), seed=st.integers(0, 1000))
+def test_renaming_units_and_shuffling_rows_changes_nothing(
+    rows: list[dict[str, Any]], funnel: dict[str, Any], seed: int
+) -> None:
+    steps = funnel.pop("steps")
+    before = event_funnel(_frame(rows), steps, **funnel)
+    shuffled = [dict(r, customer_id="renamed-" + r["customer_id"][::-1]) for r in rows]
+    random.Random(seed).shuffle(shuffled)
+    after = event_funnel(_frame(shuffled), steps, **funnel)
+    assert before.equals(after)
+
+
+@PROFILE
+@given(rows=logs(), funnel=funnels())
+def test_window_zero_only_counts_same_instant_steps(
+    rows: list[dict[str, Any]], funnel: dict[str, Any]
+) -> None:
+    steps = funnel.pop("steps")
+    funnel["window_seconds"] = 0
+    frame = event_funnel(_frame(rows), steps, **funnel)
+    # every counted conversion took 0 s
+    assert all(t == 0 for t in frame["avg_time_from_previous_seconds"].drop_nulls())
+    # and moving every event to its own second leaves only step 1
+    apart = [dict(r, event_at=T0 + timedelta(seconds=i)) for i, r in enumerate(rows)]
+    per_unit = funnel_units(_frame(apart), steps, mode=funnel["mode"], window_seconds=0)
+    assert set(per_unit["furthest_step"].to_list()) <= {1}

@@ -76,8 +76,19 @@ def event_funnel(
     counted, over the units that reached the step (null for step 1).
     """
     with _source(events, con) as (db, source, columns):
-        spec = _spec(steps, columns, mode, window_seconds, exclusions, breakdown,
-                     breakdown_attribution, breakdown_step, unit, date_from, date_to)
+        spec = _spec(
+            steps,
+            columns,
+            mode,
+            window_seconds,
+            exclusions,
+            breakdown,
+            breakdown_attribution,
+            breakdown_step,
+            unit,
+            date_from,
+            date_to,
+        )
         with temp_names(db) as names:
             _best(db, source, spec, names)
             counts = _step_counts(db, spec, names)
@@ -98,8 +109,19 @@ def funnel_units(
 ) -> pl.DataFrame:
     """One row per unit that reached step 1 and was not excluded: `unit`, `furthest_step` (1-based)."""
     with _source(events, con) as (db, source, columns):
-        spec = _spec(steps, columns, mode, window_seconds, exclusions, None,
-                     "first_touch", None, unit, date_from, date_to)
+        spec = _spec(
+            steps,
+            columns,
+            mode,
+            window_seconds,
+            exclusions,
+            None,
+            "first_touch",
+            None,
+            unit,
+            date_from,
+            date_to,
+        )
         with temp_names(db) as names:
             _best(db, source, spec, names)
             rel = db.sql(
@@ -130,7 +152,9 @@ class _source:
         events = self.events
         if isinstance(events, str):
             if self.con is None:
-                raise FunnelError(f"events: a table name ({events!r}) needs con= (a DuckDB connection)")
+                raise FunnelError(
+                    f"events: a table name ({events!r}) needs con= (a DuckDB connection)"
+                )
             columns = [r[0] for r in self.con.sql(f"DESCRIBE {quote(events)}").fetchall()]
             return self.con, quote(events), columns
         if isinstance(events, duckdb.DuckDBPyRelation):
@@ -151,7 +175,9 @@ class _source:
             self.owned.close()
 
 
-def _best(db: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, names: dict[str, str]) -> None:
+def _best(
+    db: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, names: dict[str, str]
+) -> None:
     prepare_events(db, source, spec, names["ev"])
     if spec.mode == "unordered":
         unordered_best(db, spec, names)
@@ -159,7 +185,9 @@ def _best(db: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, names: d
         ordered_best(db, spec, names)
 
 
-def _step_counts(db: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]) -> pl.DataFrame:
+def _step_counts(
+    db: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]
+) -> pl.DataFrame:
     """Long frame: bucket, step, unit_count, avg and median seconds from the previous step."""
     bucket = "b.bucket"
     touch = ""

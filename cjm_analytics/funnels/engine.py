@@ -82,7 +82,9 @@ def _timed(spec: FunnelSpec, source: str) -> str:
     cols = []
     if spec.mode == "strict":
         cols += ["count(*) OVER same_instant AS cnt_t", "min(t) OVER later AS nd_t"]
-    cols += [f"min(CASE WHEN x{i} THEN t END) OVER later AS nx{i}" for i in range(len(spec.exclusions))]
+    cols += [
+        f"min(CASE WHEN x{i} THEN t END) OVER later AS nx{i}" for i in range(len(spec.exclusions))
+    ]
     if not cols:
         return f"timed AS (SELECT * FROM {source})"
     return f"""timed AS (
@@ -93,7 +95,9 @@ def _timed(spec: FunnelSpec, source: str) -> str:
     )"""
 
 
-def prepare_events(con: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, name: str) -> None:
+def prepare_events(
+    con: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, name: str
+) -> None:
     """Materialize `ev`: one row per step event of a (unit, bucket) in the date range."""
     unit = quote(spec.unit)
     props = "".join(f", {quote(c)}" for c in spec.property_columns)
@@ -105,7 +109,9 @@ def prepare_events(con: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec
     )
     flags, params = _flags(spec)
     any_step = " OR ".join(f"m{j}" for j in range(spec.n))
-    any_event = " OR ".join([f"m{j}" for j in range(spec.n)] + [f"x{i}" for i in range(len(spec.exclusions))])
+    any_event = " OR ".join(
+        [f"m{j}" for j in range(spec.n)] + [f"x{i}" for i in range(len(spec.exclusions))]
+    )
     keep = "true" if spec.mode == "strict" else any_event
     xcols = [f"x{i}" for i in range(len(spec.exclusions))]
     exclude = f"EXCLUDE ({', '.join(xcols)})" if xcols else ""
@@ -137,7 +143,7 @@ def _carried(spec: FunnelSpec) -> list[str]:
 
 
 def build_copies(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, cp: str) -> None:
-    """`cp`: one copy per (event, step it matches) with pointers to the next copy of each step.
+    """`cp`: one copy per (event, step it matches), numbered in the order a chain walks.
 
     Copies are ordered by time, then step, then the set of steps the event matches, so at
     one instant a step takes the events least useful to later steps first (ties help).
@@ -149,10 +155,6 @@ def build_copies(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, cp: 
     unions = " UNION ALL ".join(
         f"SELECT * EXCLUDE ({flags}), {j} AS label FROM ided WHERE m{j}" for j in range(n)
     )
-    pointers = "".join(
-        f", first_value(CASE WHEN label = {j} THEN eid END IGNORE NULLS) OVER later AS p{j}"
-        for j in range(1, n)
-    )
     con.execute(f"""
     CREATE TEMP TABLE {cp} AS
     WITH ided AS (
@@ -160,31 +162,34 @@ def build_copies(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, cp: 
         FROM {ev}
     ),
     copies AS ({unions})
-    SELECT unit_id, bucket, eid, label, t{carried}{pointers}
+    SELECT unit_id, bucket, eid, label, t{carried},
+        row_number() OVER (PARTITION BY unit_id, bucket ORDER BY t, label, sig, eid) AS pos
     FROM copies
-    WINDOW later AS (
-        PARTITION BY unit_id, bucket ORDER BY t, label, sig, eid
-        ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
-    )
     """)
 
 
 def _step_columns(spec: FunnelSpec, k: int, alias: str) -> list[tuple[str, str]]:
     """(target column, source expression) of step k's chain columns read from copy `alias`."""
-    cols = [(f"e{k}", f"{alias}.eid"), (f"t{k}", f"{alias}.t")]
-    if k + 1 < spec.n:
-        cols.append((f"q{k}", f"{alias}.p{k + 1}"))
-    if k > 0:
-        cols.append((f"h{k}", f"{alias}.p{k}"))
+    cols = [(f"o{k}", f"{alias}.pos"), (f"e{k}", f"{alias}.eid"), (f"t{k}", f"{alias}.t")]
     if spec.mode == "strict":
         cols += [(f"c{k}", f"{alias}.cnt_t"), (f"d{k}", f"{alias}.nd_t")]
-    cols += [(f"nx{i}_{k}", f"{alias}.nx{i}") for i, x in enumerate(spec.exclusions) if x.from_step == k]
+    cols += [
+        (f"nx{i}_{k}", f"{alias}.nx{i}") for i, x in enumerate(spec.exclusions) if x.from_step == k
+    ]
     return cols
 
 
 def _hops(spec: FunnelSpec, k: int) -> int:
     """How many already-used events step k may have to skip at one instant."""
     return sum(1 for i in range(k) if spec.steps[i].event == spec.steps[k].event)
+
+
+def _next_copy(cp: str, k: int, after: str) -> str:
+    """ASOF join to the first step-k copy of the same (unit, bucket) after position `after`."""
+    return (
+        f"ASOF LEFT JOIN (SELECT * FROM {cp} WHERE label = {k}) AS l "
+        f"ON a.unit_id = l.unit_id AND a.bucket = l.bucket AND {after} < l.pos"
+    )
 
 
 def _chain_ctes(spec: FunnelSpec, cp: str) -> Sql:
@@ -197,19 +202,18 @@ def _chain_ctes(spec: FunnelSpec, cp: str) -> Sql:
         used = ", ".join(f"e{i}" for i in range(k))
         sel = ", ".join(f"{src} AS {dst}" for dst, src in cols)
         ctes.append(
-            f"j{k}_0 AS (SELECT a.*, {sel} FROM s{k - 1} AS a "
-            f"LEFT JOIN {cp} AS l ON l.eid = a.q{k - 1} AND l.label = {k})"
+            f"j{k}_0 AS (SELECT a.*, {sel} FROM s{k - 1} AS a {_next_copy(cp, k, f'a.o{k - 1}')})"
         )
         last = f"j{k}_0"
         for r in range(1, _hops(spec, k) + 1):
             swap = ", ".join(
-                f"CASE WHEN a.u THEN {src.replace('l.', 'h.')} ELSE a.{dst} END AS {dst}"
-                for dst, src in cols
+                f"CASE WHEN a.u THEN {src} ELSE a.{dst} END AS {dst}" for dst, src in cols
             )
             ctes.append(
-                f"j{k}_{r} AS (SELECT a.* EXCLUDE (u) REPLACE ({swap}) FROM "
-                f"(SELECT *, coalesce(e{k} IN ({used}), false) AS u FROM {last}) AS a "
-                f"LEFT JOIN {cp} AS h ON a.u AND h.eid = a.h{k} AND h.label = {k})"
+                f"j{k}_{r} AS (SELECT a.* EXCLUDE (u, hop) REPLACE ({swap}) FROM "
+                f"(SELECT *, coalesce(e{k} IN ({used}), false) AS u, "
+                f"CASE WHEN e{k} IN ({used}) THEN o{k} END AS hop FROM {last}) AS a "
+                f"{_next_copy(cp, k, 'a.hop')})"
             )
             last = f"j{k}_{r}"
         ok = f"e{k} IS NOT NULL AND e{k} NOT IN ({used}) AND t{k} - t0 <= ?"

@@ -99,10 +99,14 @@ def parse_matcher(raw: Any, where_from: str, allowed: set[str]) -> Matcher:
         )
     unknown = set(raw) - allowed
     if unknown:
-        raise FunnelError(f"{where_from}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise FunnelError(
+            f"{where_from}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
     where = raw.get("where") or {}
     if not isinstance(where, Mapping):
-        raise FunnelError(f"{where_from}.where: expected a mapping of column to value, got {where!r}")
+        raise FunnelError(
+            f"{where_from}.where: expected a mapping of column to value, got {where!r}"
+        )
     items = tuple(
         (str(k), tuple(v) if isinstance(v, list | tuple | set | frozenset) else v)
         for k, v in sorted(where.items())
@@ -172,9 +176,7 @@ def build_spec(
     """Check every argument against the events' columns; raise FunnelError saying what is wrong."""
     if isinstance(steps, str) or not steps:
         raise FunnelError("steps: expected a non-empty list of event names or step dicts")
-    matchers = tuple(
-        parse_matcher(s, f"steps[{i}]", _STEP_KEYS) for i, s in enumerate(steps)
-    )
+    matchers = tuple(parse_matcher(s, f"steps[{i}]", _STEP_KEYS) for i, s in enumerate(steps))
     if mode not in MODES:
         raise FunnelError(f"mode: {mode!r} is not one of {list(MODES)}")
     if isinstance(window_seconds, bool) or not isinstance(window_seconds, int | float):
@@ -203,7 +205,9 @@ def _check_attribution(
     breakdown: str | None, attribution: str, breakdown_step: int | None, n: int, mode: str
 ) -> None:
     if attribution not in ATTRIBUTIONS:
-        raise FunnelError(f"breakdown_attribution: {attribution!r} is not one of {list(ATTRIBUTIONS)}")
+        raise FunnelError(
+            f"breakdown_attribution: {attribution!r} is not one of {list(ATTRIBUTIONS)}"
+        )
     if breakdown is None or attribution != "step":
         return
     if not isinstance(breakdown_step, int) or not 0 <= breakdown_step < n:
