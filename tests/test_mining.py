@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from cjm_analytics.mining import (
     variant_counts,
     weighted_log_fitness,
 )
+from cjm_analytics.stats import wilson_interval
 
 T0 = dt.datetime(2024, 3, 1, 9, 0)
 STAGE_OF = {"view": "a", "cart": "b", "buy": "c"}
@@ -216,14 +216,6 @@ def test_fitness_per_variant(mined: Any) -> None:
     assert 0 < summary.log_fitness < 1
 
 
-def wilson(converted: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Reference Wilson score interval (written out independently of the SQL)."""
-    p = converted / n
-    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def test_conversion_of_conforming_and_deviating_journeys(mined: Any) -> None:
     con, summary = mined
     # overall: j1, j4 conform (2 of 2 convert); j2 skips b, j3 goes back (1 of 2)
@@ -246,7 +238,7 @@ def test_conversion_of_conforming_and_deviating_journeys(mined: Any) -> None:
     ]
     assert [row[:5] for row in got] == expected
     for row, (*_, n, converted) in zip(got, expected, strict=True):
-        assert row[5:] == pytest.approx(wilson(converted, n))
+        assert row[5:] == pytest.approx(wilson_interval(converted, n))
     assert summary.conforming_journey_share == 0.5
 
 
