@@ -18,7 +18,7 @@ from cjm_analytics.config import JourneyConfig, SourceConfig
 from cjm_analytics.errors import IngestError
 from cjm_analytics.ingest import lake
 from cjm_analytics.ingest._sql import generated_names, run
-from cjm_analytics.ingest.csv_source import EmptyFileError, read_csv_file
+from cjm_analytics.ingest.csv_source import EmptyFileError, delimiter_hint, read_csv_file
 from cjm_analytics.ingest.jsonl_source import read_jsonl_file
 from cjm_analytics.ingest.mapping import needed_columns, time_columns
 from cjm_analytics.ingest.normalize import FileContext, normalize
@@ -151,7 +151,14 @@ def _read_format(
     if not path.is_file():
         raise IngestError(f"{path}: file not found")
     if format_ == "csv":
-        return read_csv_file(con, path, dialect)
+        raw = read_csv_file(con, path, dialect)
+        missing = [c for c in needed_columns(source) if c not in raw.columns]
+        if missing and source.join is None:
+            raise IngestError(
+                f"{path}: column(s) {missing} named in journey.yaml are not in the header "
+                f"{list(raw.columns)[:40]}{delimiter_hint(path, dialect)}"
+            )
+        return raw
     if format_ == "jsonl":
         return read_jsonl_file(con, path, needed_columns(source))
     if format_ == "parquet":

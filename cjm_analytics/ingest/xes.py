@@ -18,7 +18,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pyarrow as pa
 
@@ -51,7 +51,7 @@ def read_xes(path: str | Path) -> pa.Table:
 def _open(path: Path) -> IO[bytes]:
     with path.open("rb") as probe:
         is_gzip = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if is_gzip else path.open("rb")
+    return cast(IO[bytes], gzip.GzipFile(path, "rb")) if is_gzip else path.open("rb")
 
 
 def _chunks(path: Path) -> Iterator[pa.Table]:
