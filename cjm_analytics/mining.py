@@ -125,10 +125,10 @@ def load_designed_journey(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) ->
     con.execute(
         "create or replace table designed_transitions (from_stage varchar, to_stage varchar)"
     )
-    for order, stage in enumerate(cfg.stages, start=1):
+    for order, designed in enumerate(cfg.stages, start=1):
         con.execute(
             "insert into designed_stages values (?, ?, ?, ?)",
-            [stage.name, order, stage.success, stage.channels],
+            [designed.name, order, designed.success, designed.channels],
         )
     for source, target in transitions:
         con.execute("insert into designed_transitions values (?, ?)", [source, target])
