@@ -213,6 +213,26 @@ def _funnel_rows(con: Any) -> list[tuple]:
     ).fetchall()
 
 
+def _km_both_ways(con: Any) -> tuple[list[tuple], list[tuple]]:
+    """(median, p90) per non-final stage from SQL and from stats.kaplan_meier_quantile."""
+    sql = con.execute(
+        "SELECT time_to_next_median_seconds, time_to_next_p90_seconds FROM stage_funnel"
+        " WHERE NOT is_final_stage ORDER BY stage_order"
+    ).fetchall()
+    python = []
+    for k in range(1, len(FIVE_STAGES)):
+        rows = con.execute(
+            "SELECT km_duration_seconds, is_km_event FROM int_journey_stage_facts"
+            " WHERE is_km_at_risk AND stage_order = ?",
+            [k],
+        ).fetchall()
+        durations, observed = [r[0] for r in rows], [r[1] for r in rows]
+        python.append(
+            tuple(stats.kaplan_meier_quantile(durations, observed, q) for q in (0.5, 0.9))
+        )
+    return sql, python
+
+
 @settings(
     max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -224,6 +244,8 @@ def test_funnel_properties_and_python_reference(
         load_events(con, _events(rows))
         _build(con, mode=mode)
         funnel = _funnel_rows(con)
+        km_sql, km_python = _km_both_ways(con)
+    assert km_sql == km_python
     reached = [r[1] for r in funnel]
     assert reached == _reference_reached(rows, mode)
     assert reached == sorted(reached, reverse=True)
