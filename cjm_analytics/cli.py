@@ -116,6 +116,56 @@ def ingest_command(config: Path = ConfigOption) -> None:
 
 # [funnel]
 
+FunnelWarehouseOption = typer.Option(
+    None, "--warehouse", help="DuckDB file (default: paths.warehouse of journey.yaml)"
+)
+
+
+@app.command("funnel")
+def funnel_command(
+    steps: str = typer.Option(..., "--steps", help='event names in order, e.g. "a,b,c"'),
+    window: str = typer.Option("14d", "--window", help="conversion window: 30s, 15m, 12h, 7d, 2w"),
+    mode: str = typer.Option("ordered", "--mode", help="ordered | strict | unordered"),
+    breakdown: str | None = typer.Option(None, "--breakdown", help="property column"),
+    attribution: str = typer.Option(
+        "first_touch", "--attribution", help="first_touch | last_touch | all_events | step"
+    ),
+    breakdown_step: int | None = typer.Option(
+        None, "--breakdown-step", help="0-based step for --attribution step"
+    ),
+    date_from: str | None = typer.Option(None, "--from", help="first day/time, inclusive, UTC"),
+    date_to: str | None = typer.Option(None, "--to", help="last day/time, inclusive, UTC"),
+    unit: str = typer.Option("customer_id", "--unit", help="the column counted"),
+    table: str | None = typer.Option(None, "--table", help="default: touchpoints, else events"),
+    warehouse_path: Path | None = FunnelWarehouseOption,
+    config: Path = ConfigOption,
+) -> None:
+    """Ad-hoc event funnel over the published warehouse (read-only); see docs/funnels.md."""
+    from cjm_analytics.config import load_config
+    from cjm_analytics.funnels.on_warehouse import parse_window, warehouse_funnel
+    from cjm_analytics.reports.event_funnel import funnel_table
+
+    try:
+        path = warehouse_path or load_config(config).warehouse_path
+        frame = warehouse_funnel(
+            path,
+            [s.strip() for s in steps.split(",") if s.strip()],
+            table=table,
+            mode=mode,
+            window_seconds=parse_window(window),
+            breakdown=breakdown,
+            breakdown_attribution=attribution,
+            breakdown_step=breakdown_step,
+            unit=unit,
+            date_from=date_from,
+            date_to=date_to,
+        )
+    except CjmError as error:
+        fail(error)
+        return
+    console.print(funnel_table(frame, title=f"{mode} funnel, window {window}"))
+
+
 # [run / serve / report / query / doctor / demo]
 
 AsOfOption = typer.Option(

@@ -148,6 +148,11 @@ def build_copies(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, cp: 
     Copies are ordered by time, then step, then the set of steps the event matches, so at
     one instant a step takes the events least useful to later steps first (ties help).
     """
+    con.execute(f"CREATE TEMP TABLE {cp} AS {copies_sql(spec, ev)}")
+
+
+def copies_sql(spec: FunnelSpec, ev: str) -> str:
+    """The SELECT behind `build_copies` (also used by the SQL macros)."""
     n = spec.n
     carried = "".join(f", {c}" for c in _carried(spec))
     flags = ", ".join(f"m{j}" for j in range(n))
@@ -155,8 +160,7 @@ def build_copies(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, cp: 
     unions = " UNION ALL ".join(
         f"SELECT * EXCLUDE ({flags}), {j} AS label FROM ided WHERE m{j}" for j in range(n)
     )
-    con.execute(f"""
-    CREATE TEMP TABLE {cp} AS
+    return f"""
     WITH ided AS (
         SELECT unit_id, bucket, t{carried}, {flags}, {sig} AS sig, row_number() OVER () AS eid
         FROM {ev}
@@ -165,7 +169,7 @@ def build_copies(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, cp: 
     SELECT unit_id, bucket, eid, label, t{carried},
         row_number() OVER (PARTITION BY unit_id, bucket ORDER BY t, label, sig, eid) AS pos
     FROM copies
-    """)
+    """
 
 
 def _step_columns(spec: FunnelSpec, k: int, alias: str) -> list[tuple[str, str]]:
@@ -192,8 +196,12 @@ def _next_copy(cp: str, k: int, after: str) -> str:
     )
 
 
-def _chain_ctes(spec: FunnelSpec, cp: str) -> Sql:
-    """CTEs s0..s{n-1}: every attempt's chain, each step the next usable copy."""
+def chain_ctes(spec: FunnelSpec, cp: str, window: str = "?") -> Sql:
+    """CTEs s0..s{n-1}: every attempt's chain, each step the next usable copy.
+
+    `window` is the SQL for the window in microseconds: a bound `?` (default) or, in a
+    macro, an expression of the macro's arguments.
+    """
     first = ", ".join(f"{src} AS {dst}" for dst, src in _step_columns(spec, 0, "c"))
     ctes = [f"s0 AS (SELECT c.unit_id, c.bucket, {first} FROM {cp} AS c WHERE c.label = 0)"]
     params: list[Any] = []
@@ -216,8 +224,8 @@ def _chain_ctes(spec: FunnelSpec, cp: str) -> Sql:
                 f"{_next_copy(cp, k, 'a.hop')})"
             )
             last = f"j{k}_{r}"
-        ok = f"e{k} IS NOT NULL AND e{k} NOT IN ({used}) AND t{k} - t0 <= ?"
-        params.append(spec.window_us)
+        ok = f"e{k} IS NOT NULL AND e{k} NOT IN ({used}) AND t{k} - t0 <= {window}"
+        params += [spec.window_us] if window == "?" else []
         if spec.mode == "strict":
             same = " + ".join(f"CAST(t{i} = t{k - 1} AS INTEGER)" for i in range(k))
             ok += (
@@ -245,7 +253,7 @@ def _excluded(spec: FunnelSpec, start: str) -> Sql:
     return (" OR ".join(parts) or "false"), params
 
 
-def _best_select(spec: FunnelSpec, source: str, best: str, start: str) -> str:
+def best_select(spec: FunnelSpec, source: str, best: str, start: str) -> str:
     times = ", ".join(f"t{k}" for k in range(spec.n))
     last = "coalesce(" + ", ".join(f"t{k}" for k in reversed(range(spec.n))) + ")"
     later = "".join(f", t{k}" for k in range(1, spec.n))
@@ -262,7 +270,7 @@ def _best_select(spec: FunnelSpec, source: str, best: str, start: str) -> str:
 def ordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]) -> None:
     """`best` for ordered and strict funnels, from `ev`."""
     build_copies(con, spec, names["ev"], names["cp"])
-    chain, params = _chain_ctes(spec, names["cp"])
+    chain, params = chain_ctes(spec, names["cp"])
     reached = " + ".join(["1"] + [f"CAST(e{k} IS NOT NULL AS INTEGER)" for k in range(1, spec.n)])
     excluded, xparams = _excluded(spec, "t0")
     con.execute(
@@ -272,7 +280,7 @@ def ordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[s
         SELECT *, {excluded} AS excluded FROM scored""",
         params + xparams,
     )
-    con.execute(_best_select(spec, names["att"], names["best"], "t0"))
+    con.execute(best_select(spec, names["att"], names["best"], "t0"))
 
 
 def _groups(spec: FunnelSpec) -> list[tuple[int, int]]:
@@ -317,4 +325,4 @@ def unordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict
         SELECT *, {excluded} AS excluded FROM scored""",
         [spec.window_us, *xparams],
     )
-    con.execute(_best_select(spec, names["att"], names["best"], "ta"))
+    con.execute(best_select(spec, names["att"], names["best"], "ta"))
