@@ -84,23 +84,9 @@ def generate(
     pop = draw_population(rng, customers)
     w = _walk(rng, pop, clock, first, as_of)
     walk(w, planted)
-    rows = {
-        "web": render.web_rows(w, w.log, _us(first), _us(as_of)),
-        "crm": render.crm_rows(w, w.log, _us(first), _us(as_of)),
-        "calls": render.call_rows(w, w.log, _us(first), _us(as_of)),
-    }
-    rows = {
-        "web": files.finish_web(rows["web"], rng, dirty_rate, _us(as_of)),
-        "crm": files.finish_crm(rows["crm"], rng, dirty_rate, _us(as_of)),
-        "calls": files.finish_calls(rows["calls"], rng, dirty_rate, _us(as_of)),
-    }
     out_dir = Path(out_dir)
     _clear(out_dir)
-    written = {
-        **files.write_jsonl(rows["web"], out_dir),
-        **files.write_csv(rows["crm"], out_dir, render.CRM_COLUMNS, ","),
-        **files.write_csv(rows["calls"], out_dir, render.CALL_COLUMNS, ";"),
-    }
+    rows, written = _write_sources(w, out_dir, _us(first), _us(as_of), dirty_rate)
     settings = {"customers": customers, "seed": seed, "constraint": planted.label, "start": start.isoformat(),
                 "days": days, "dirty_rate": dirty_rate}  # fmt: skip
     event_count = _write_truth(out_dir, rows, w, settings, as_of, written, planted)
@@ -124,6 +110,33 @@ def _walk(
         failed_call=np.zeros(pop.size, bool), furthest=np.zeros(pop.size, np.int64), last_at=start.copy(),
         cookies=cookie_values(rng, int(pop.cookie_count.sum())),
     )  # fmt: skip
+
+
+def _write_sources(
+    w: Walk, out_dir: Path, first_us: int, as_of_us: int, dirty_rate: float
+) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
+    """Render, spoil and write the three sources; return the rows truth needs and the files.
+
+    The web log, by far the largest, is finished and written one weekly file at a time so
+    its JSON text never sits in memory whole."""
+    web = render.web_rows(w, w.log, first_us, as_of_us)
+    crm = files.finish_crm(
+        render.crm_rows(w, w.log, first_us, as_of_us), w.rng, dirty_rate, as_of_us
+    )
+    calls = files.finish_calls(
+        render.call_rows(w, w.log, first_us, as_of_us), w.rng, dirty_rate, as_of_us
+    )
+    w.log.chunks.clear()
+    written: dict[str, int] = {}
+    web_parts = []
+    for part in web.partition_by("_file", maintain_order=True):
+        finished = files.finish_web(part, w.rng, dirty_rate, as_of_us)
+        written |= files.write_jsonl(finished, out_dir)
+        web_parts.append(finished.drop("_line"))
+    del web
+    written |= files.write_csv(crm, out_dir, render.CRM_COLUMNS, ",")
+    written |= files.write_csv(calls, out_dir, render.CALL_COLUMNS, ";")
+    return {"web": pl.concat(web_parts), "crm": crm, "calls": calls}, written
 
 
 def _clear(out_dir: Path) -> None:

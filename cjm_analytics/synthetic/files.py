@@ -8,33 +8,37 @@ import numpy as np
 import polars as pl
 
 from cjm_analytics.synthetic import dirt
-from cjm_analytics.synthetic.render import (
-    CALL_COLUMNS,
-    CRM_COLUMNS,
-    WEB_COLUMNS,
-    berlin_naive_text,
-    utc_text,
-)
+from cjm_analytics.synthetic.render import CALL_COLUMNS, CRM_COLUMNS, WEB_COLUMNS
+from cjm_analytics.synthetic.timetext import timestamp_text
+
+#: hidden columns the truth needs after the text is written
+KEEP = ("_customer", "_at", "_stage", "_dirty", "_file")
+
+
+def _text(frame: pl.DataFrame, column: str, zone: str | None, **style: bool | str) -> pl.Series:
+    at = frame[column].to_numpy()
+    text = timestamp_text(np.where(at < 0, at.max(initial=0), at), zone, **style)  # type: ignore[arg-type]
+    return text.scatter(np.flatnonzero(at < 0), None)
 
 
 def finish_web(
     frame: pl.DataFrame, rng: np.random.Generator, rate: float, as_of_us: int
 ) -> pl.DataFrame:
-    """Web rows with `_line` (the JSON text, malformed where planted)."""
+    """Web rows reduced to `_line` (the JSON text, malformed where planted) and what truth needs."""
     frame = dirt.spoil_before_text(
         dirt.mark(frame, rng, "web", rate), rng, "web", ("_at",), as_of_us
     )
-    frame = frame.with_columns(timestamp=utc_text(pl.col("_at"), with_offset=True))
+    frame = frame.with_columns(
+        timestamp=_text(frame, "_at", "Europe/Berlin", sep="T", millis=True, with_offset=True)
+    )
     frame = dirt.break_timestamps(frame, rng, "web", "timestamp")
     line = pl.struct(*WEB_COLUMNS).struct.json_encode()
     malformed = pl.col("_dirty") == "malformed_json"
-    return dirt.duplicate(
-        frame.with_columns(
-            _line=pl.when(malformed)
-            .then(line.str.slice(0, line.str.len_chars() // 2))
-            .otherwise(line)
-        )
-    )
+    slim = frame.select(
+        *KEEP, "_cookie", "anonymous_id", "user_id", "email",
+        _line=pl.when(malformed).then(line.str.slice(0, line.str.len_chars() // 2)).otherwise(line),
+    )  # fmt: skip
+    return dirt.duplicate(slim)
 
 
 def finish_crm(
@@ -43,22 +47,24 @@ def finish_crm(
     frame = dirt.spoil_before_text(
         dirt.mark(frame, rng, "crm", rate), rng, "crm", ("_at",), as_of_us
     )
-    frame = frame.with_columns(occurred_at=berlin_naive_text(pl.col("_at")))
+    frame = frame.with_columns(
+        occurred_at=_text(frame, "_at", "Europe/Berlin", sep=" ", millis=False, with_offset=False)
+    )
     return dirt.duplicate(dirt.break_timestamps(frame, rng, "crm", "occurred_at"))
 
 
 def finish_calls(
     frame: pl.DataFrame, rng: np.random.Generator, rate: float, as_of_us: int
 ) -> pl.DataFrame:
+    times = ("_at", "_answered", "_ended")
     frame = dirt.spoil_before_text(
-        dirt.mark(frame, rng, "calls", rate), rng, "calls", ("_at", "_answered", "_ended"), as_of_us
+        dirt.mark(frame, rng, "calls", rate), rng, "calls", times, as_of_us
     )
+    style = {"sep": " ", "millis": False, "with_offset": False}
     frame = frame.with_columns(
-        queued_at=utc_text(pl.col("_at"), with_offset=False),
-        answered_at=pl.when(pl.col("_answered") >= 0).then(
-            utc_text(pl.col("_answered"), with_offset=False)
-        ),
-        ended_at=utc_text(pl.col("_ended"), with_offset=False),
+        queued_at=_text(frame, "_at", None, **style),
+        answered_at=_text(frame, "_answered", None, **style),
+        ended_at=_text(frame, "_ended", None, **style),
     )
     return dirt.duplicate(dirt.break_timestamps(frame, rng, "calls", "queued_at"))
 
@@ -66,10 +72,11 @@ def finish_calls(
 def write_jsonl(frame: pl.DataFrame, out_dir: Path) -> dict[str, int]:
     """One file per `_file`; returns {relative path: line count}."""
     written = {}
-    for part in frame.partition_by("_file", maintain_order=True):
+    for part in frame.select("_file", "_line").partition_by("_file", maintain_order=True):
         relative = part["_file"][0]
-        text = part["_line"].str.join("\n")[0] + "\n"
-        _target(out_dir, relative).write_bytes(text.encode("utf-8"))
+        part.select("_line").write_csv(
+            _target(out_dir, relative), include_header=False, quote_style="never"
+        )
         written[relative] = part.height
     return written
 

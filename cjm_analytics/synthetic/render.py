@@ -8,7 +8,7 @@ need: `_customer`, `_at` (UTC microseconds of the record's main time), `_stage`,
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -29,6 +29,7 @@ from cjm_analytics.synthetic.events import (
 from cjm_analytics.synthetic.journeys import Walk
 
 SITE = "https://www.voltstore.example"
+DAY_US = 86_400_000_000
 UTM_COLUMNS = ("utm_source", "utm_medium", "utm_campaign")
 WEB_COLUMNS = ("event_id", "anonymous_id", "user_id", "event", "timestamp", "url", "device",
                "utm_source", "utm_medium", "utm_campaign", "email", "product_category")  # fmt: skip
@@ -64,7 +65,6 @@ def web_rows(w: Walk, log: EventLog, first_us: int, as_of_us: int) -> pl.DataFra
     rows = _sorted_table(table, _window(at_us, first_us, as_of_us), at_us)
     cust, n = rows["customer"], len(rows["customer"])
     pick = np.where(rng.random(n) < 0.6, 0, rng.integers(0, 1 << 30, n) % pop.cookie_count[cust])
-    cookies = w.cookies
     is_login = rows["event"] == code(WEB_EVENTS, "login")
     logged_in = (
         w.has_account[cust] & (rows["at"] >= w.login_at[cust]) & ((rng.random(n) < 0.85) | is_login)
@@ -73,67 +73,65 @@ def web_rows(w: Walk, log: EventLog, first_us: int, as_of_us: int) -> pl.DataFra
     first_event[np.unique(cust, return_index=True)[1]] = True
     main_category = rng.integers(0, len(CATEGORIES), pop.size)[cust]
     category = np.where(rng.random(n) < 0.25, rng.integers(0, len(CATEGORIES), n), main_category)
-    utm = [
-        pl.Series([values[i] for values in plan.ACQUISITION.values()], dtype=pl.String)
-        for i in range(3)
-    ]
-    frame = pl.DataFrame({
-        "_customer": cust, "_at": rows["_at"], "_stage": rows["stage"],
-        "_cookie": pop.cookie_offset[cust] + pick,
-        "user_id": pop.ids["user_id"].gather(cust), "_logged_in": logged_in,
-        "event": _names(WEB_EVENTS, rows["event"]), "_page": _names(PAGES, rows["page"]),
-        "device": _names(plan.DEVICES, pop.device[cust]), "_first": first_event,
-        **{f"_{name}": utm[i].gather(pop.acquisition[cust]) for i, name in enumerate(UTM_COLUMNS)},
-        "_has_email": rows["has_email"],
-        "email": pop.ids["email"].gather(cust), "_category": _names(CATEGORIES, category),
-        "_sku": rng.integers(10000, 99999, n),
-    })  # fmt: skip
-    return frame.select(
-        "_customer", "_at", "_stage", "_cookie",
-        event_id=pl.lit("evt_") + pl.int_range(1, n + 1).cast(pl.String).str.zfill(10),
-        anonymous_id=pl.lit(cookies).gather(pl.col("_cookie")),
-        user_id=pl.when("_logged_in").then("user_id"),
-        event="event",
-        url=_url(),
-        device="device",
-        **{name: pl.when("_first").then(f"_{name}") for name in UTM_COLUMNS},
-        email=pl.when("_has_email").then("email"),
-        product_category=pl.when(pl.col("_page").is_in(["product", "compare", "checkout", "review", "deals", "search"]))
-        .then("_category"),
-        _file=pl.lit("raw/web/events-") + _iso_week(pl.col("_at")) + ".jsonl",
-    )  # fmt: skip
-
-
-def _url() -> pl.Expr:
-    page, category = pl.col("_page"), pl.col("_category")
-    product = pl.lit(SITE + "/products/") + category + "/vs-" + pl.col("_sku").cast(pl.String)
-    paths = {
-        "home": pl.lit(SITE + "/"),
-        "blog": pl.lit(SITE + "/blog/") + category + "-buying-guide",
-        "landing": pl.lit(SITE + "/landing/") + category + "-offers",
-        "deals": pl.lit(SITE + "/deals/") + category,
-        "product": product,
-        "search": pl.lit(SITE + "/search?q=") + category,
-        "account": pl.lit(SITE + "/account/orders"),
-        "newsletter": pl.lit(SITE + "/newsletter"),
-        "compare": pl.lit(SITE + "/compare/") + category,
-        "login": pl.lit(SITE + "/account/login"),
-        "checkout": pl.lit(SITE + "/checkout"),
-        "confirmation": pl.lit(SITE + "/checkout/confirmation"),
-        "review": product + "/reviews",
-    }
-    (first, first_value), *rest = paths.items()
-    expr: Any = pl.when(page == first).then(first_value)
-    for name, value in rest:
-        expr = expr.when(page == name).then(value)
-    return expr.otherwise(None)
-
-
-def _iso_week(at: pl.Expr) -> pl.Expr:
-    moment = pl.from_epoch(at, time_unit="us")
-    return (
-        moment.dt.iso_year().cast(pl.String) + "-W" + moment.dt.week().cast(pl.String).str.zfill(2)
+    url_index = (rows["page"] * len(CATEGORIES) + category) * SKUS_PER_CATEGORY + rng.integers(
+        0, SKUS_PER_CATEGORY, n
     )
+    cookie = pop.cookie_offset[cust] + pick
+    utm = {
+        name: pl.Series([v[i] for v in plan.ACQUISITION.values()], dtype=pl.String)
+        for i, name in enumerate(UTM_COLUMNS)
+    }
+    first_acquisition = _where(first_event, pop.acquisition[cust])
+    return pl.DataFrame({
+        "_customer": cust, "_at": rows["_at"], "_stage": rows["stage"], "_cookie": cookie,
+        "event_id": "evt_" + pl.Series(np.arange(1, n + 1)).cast(pl.String).str.zfill(10),
+        "anonymous_id": w.cookies.gather(cookie),
+        "user_id": pop.ids["user_id"].gather(_where(logged_in, cust)),
+        "event": _names(WEB_EVENTS, rows["event"]),
+        "url": _url_table().gather(url_index),
+        "device": _names(plan.DEVICES, pop.device[cust]).cast(pl.Enum(plan.DEVICES)),
+        **{name: values.gather(first_acquisition) for name, values in utm.items()},
+        "email": pop.ids["email"].gather(_where(rows["has_email"], cust)),
+        "product_category": _names(CATEGORIES, category).cast(pl.Enum(CATEGORIES)).gather(
+            _where(np.isin(rows["page"], [PAGES.index(p) for p in CATEGORY_PAGES]), np.arange(n))
+        ),
+        "_file": pl.Series(_iso_week_names(rows["_at"])),
+    })  # fmt: skip
+
+
+SKUS_PER_CATEGORY = 150
+CATEGORY_PAGES = ("product", "compare", "checkout", "review", "deals", "search")
+
+
+def _where(mask: np.ndarray, values: np.ndarray) -> pl.Series:
+    """`values` where `mask`, null elsewhere (a gather index that yields nulls)."""
+    return pl.Series(values).scatter(np.flatnonzero(~mask), None)
+
+
+def _url_table() -> pl.Series:
+    """Every URL the shop has: index = (page * categories + category) * skus + sku."""
+    paths = {
+        "home": "/", "blog": "/blog/{c}-buying-guide", "landing": "/landing/{c}-offers",
+        "deals": "/deals/{c}", "product": "/products/{c}/vs-{s}", "search": "/search?q={c}",
+        "account": "/account/orders", "newsletter": "/newsletter", "compare": "/compare/{c}",
+        "login": "/account/login", "checkout": "/checkout", "confirmation": "/checkout/confirmation",
+        "review": "/products/{c}/vs-{s}/reviews",
+    }  # fmt: skip
+    return pl.Series([
+        SITE + paths[page].format(c=category, s=10_000 + 37 * sku + 11 * c)
+        for page in PAGES for c, category in enumerate(CATEGORIES) for sku in range(SKUS_PER_CATEGORY)
+    ])  # fmt: skip
+
+
+def _iso_week_names(at_us: np.ndarray) -> pl.Series:
+    """File name per row from its ISO week (worked out per distinct day, then gathered)."""
+    if len(at_us) == 0:
+        return pl.Series([], dtype=pl.String)
+    day = at_us // DAY_US
+    first = int(day.min())
+    days = (date(1970, 1, 1) + timedelta(days=first + k) for k in range(int(day.max()) - first + 1))
+    names = [f"raw/web/events-{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}.jsonl" for d in days]
+    return pl.Series(names, dtype=pl.String).gather(day - first)
 
 
 def _month(at: pl.Expr) -> pl.Expr:
@@ -203,22 +201,3 @@ def call_rows(w: Walk, log: EventLog, first_us: int, as_of_us: int) -> pl.DataFr
         csat=pl.when(pl.col("csat") >= 0).then("csat"),
         _file=pl.lit("raw/calls/calls-") + _month(pl.col("_at")) + ".csv",
     )  # fmt: skip
-
-
-def utc_text(at: pl.Expr, with_offset: bool) -> pl.Expr:
-    """Text of UTC microseconds: ISO with the Berlin offset (web), or naive (calls)."""
-    moment = pl.from_epoch(at, time_unit="us")
-    if with_offset:
-        local = moment.dt.replace_time_zone("UTC").dt.convert_time_zone("Europe/Berlin")
-        return local.dt.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
-    return moment.dt.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def berlin_naive_text(at: pl.Expr) -> pl.Expr:
-    """Text of UTC microseconds as naive Berlin wall time (the CRM's export)."""
-    local = (
-        pl.from_epoch(at, time_unit="us")
-        .dt.replace_time_zone("UTC")
-        .dt.convert_time_zone("Europe/Berlin")
-    )
-    return local.dt.strftime("%Y-%m-%d %H:%M:%S")
