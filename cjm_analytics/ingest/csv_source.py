@@ -114,7 +114,7 @@ def read_csv_file(con: duckdb.DuckDBPyConnection, path: Path, dialect: CsvDialec
         params,
     )
     _copy_csv_rejects(con, dict(zip(names, header, strict=True)), dialect.header)
-    _number_rows(con, names)
+    _number_rows(con, names, blank_rows(path, dialect))
     separator = dialect.delimiter
     concat = ", ".join(f"coalesce({name}, '')" for name in names)
     return RawFile(columns, f"concat_ws($raw_sep, {concat})", {"raw_sep": separator})
@@ -163,14 +163,44 @@ _REJECT_SCHEMA = pa.schema(
 )
 
 
-def _number_rows(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
-    """`raw_rows`: the k-th good record is the k-th data row not taken by a reject."""
+def blank_rows(path: Path, dialect: CsvDialect) -> list[int]:
+    """Data row numbers of blank lines (DuckDB skips them but counts them in its line numbers).
+
+    Only files that contain an empty line are read through Python's csv module, which counts
+    records the way DuckDB does (a quoted field may span lines)."""
+    if not _has_empty_line(path):
+        return []
+    with open(
+        path, encoding=_PYTHON_ENCODING[dialect.encoding], errors="replace", newline=""
+    ) as handle:
+        records = _reader(handle, dialect)
+        if dialect.header:
+            next(records, None)  # type: ignore[call-overload]
+        return [number for number, record in enumerate(records, start=1) if not record]  # type: ignore[call-overload]
+
+
+def _has_empty_line(path: Path) -> bool:
+    tail = b""
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            chunk = tail + block
+            if b"\n\n" in chunk or b"\n\r\n" in chunk:
+                return True
+            tail = chunk[-2:]
+    return False
+
+
+def _number_rows(con: duckdb.DuckDBPyConnection, names: list[str], blanks: list[int]) -> None:
+    """`raw_rows`: the k-th good record is the k-th data row not taken by a reject or a blank line."""
+    con.register("csv_blank_rows", pa.table({"source_row": pa.array(blanks, pa.int64())}))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE reject_gaps AS "
-        "SELECT good_before, max(rejects_so_far) AS rejects_so_far FROM ("
+        "SELECT good_before, max(taken_so_far) AS rejects_so_far FROM ("
         "SELECT source_row - row_number() OVER (ORDER BY source_row) AS good_before, "
-        "row_number() OVER (ORDER BY source_row) AS rejects_so_far FROM read_rejects) GROUP BY 1"
+        "row_number() OVER (ORDER BY source_row) AS taken_so_far FROM "
+        "(SELECT source_row FROM read_rejects UNION SELECT source_row FROM csv_blank_rows)) GROUP BY 1"
     )
+    con.unregister("csv_blank_rows")
     selected = ", ".join(f"good.{name}" for name in names)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE raw_rows AS "
