@@ -409,3 +409,9 @@ def test_values_are_bound_not_pasted():
     events = log("u1: a@0")
     assert counts(events, ["a' OR 1=1 --"]) == [0]
     assert isinstance(duckdb.__version__, str)
+
+
+def test_a_wrong_column_type_is_a_funnel_error():
+    events = log("u1: a@0").with_columns(event_at=pl.lit("yesterday"))
+    with pytest.raises(FunnelError, match="event_at a timestamp"):
+        event_funnel(events, ["a"])

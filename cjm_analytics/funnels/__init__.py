@@ -37,9 +37,10 @@ import pyarrow as pa
 from cjm_analytics import warehouse
 from cjm_analytics.errors import FunnelError
 from cjm_analytics.funnels.engine import ordered_best, prepare_events, temp_names, unordered_best
+from cjm_analytics.funnels.macros import install_sql_macros
 from cjm_analytics.funnels.spec import FunnelSpec, build_spec, quote
 
-__all__ = ["FUNNEL_COLUMNS", "event_funnel", "funnel_units"]
+__all__ = ["FUNNEL_COLUMNS", "event_funnel", "funnel_units", "install_sql_macros"]
 
 #: Columns of `event_funnel`'s frame (plus `breakdown_value` when broken down).
 FUNNEL_COLUMNS: dict[str, pl.DataType] = {
@@ -146,7 +147,8 @@ class _source:
     """Context manager: (connection, source SQL name, column names) for any accepted input."""
 
     def __init__(self, events: Any, con: duckdb.DuckDBPyConnection | None) -> None:
-        self.events, self.con, self.owned = events, con, None
+        self.events, self.con = events, con
+        self.owned: duckdb.DuckDBPyConnection | None = None
 
     def __enter__(self) -> tuple[duckdb.DuckDBPyConnection, str, list[str]]:
         events = self.events
@@ -166,9 +168,9 @@ class _source:
                 "events: expected a polars DataFrame, a pyarrow Table, a DuckDB relation, "
                 f"or a table name with con=; got {type(self.events).__name__}"
             )
-        self.owned = warehouse.connect()
-        self.owned.register(_SOURCE, events)
-        return self.owned, _SOURCE, list(events.column_names)
+        owned = self.owned = warehouse.connect()
+        owned.register(_SOURCE, events)
+        return owned, _SOURCE, list(events.column_names)
 
     def __exit__(self, *exc: object) -> None:
         if self.owned is not None:
@@ -178,11 +180,17 @@ class _source:
 def _best(
     db: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, names: dict[str, str]
 ) -> None:
-    prepare_events(db, source, spec, names["ev"])
-    if spec.mode == "unordered":
-        unordered_best(db, spec, names)
-    else:
-        ordered_best(db, spec, names)
+    try:
+        prepare_events(db, source, spec, names["ev"])
+        if spec.mode == "unordered":
+            unordered_best(db, spec, names)
+        else:
+            ordered_best(db, spec, names)
+    except duckdb.Error as exc:
+        raise FunnelError(
+            f"events: the funnel query failed on {source}: {exc}. Accepted: event_at a "
+            "timestamp (UTC), event_name text, and `where` values of the columns' types"
+        ) from exc
 
 
 def _step_counts(
