@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -17,6 +19,7 @@ from cjm_analytics.cli import app
 from cjm_analytics.config import load_config
 from cjm_analytics.errors import CjmError
 from cjm_analytics.synthetic import generate
+from cjm_analytics.synthetic.timetext import timestamp_text
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "data" / "demo" / "journey.yaml"
@@ -191,3 +194,42 @@ def test_cli_generate_writes_and_rejects_an_unknown_constraint(tmp_path: Path) -
 def test_generate_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(CjmError, match="customers must be >= 1"):
         generate(tmp_path, customers=0, seed=1)
+
+
+def test_timestamp_text_matches_strftime_across_the_dst_changes() -> None:
+    # 2026-03-29 01:00 UTC and 2026-10-25 01:00 UTC are Berlin's DST changes: a second
+    # before and at each, plus ordinary times, in both display styles
+    moments = [datetime(2026, 3, 29, 0, 59, 59, 999000), datetime(2026, 3, 29, 1), datetime(2026, 10, 25, 0, 59, 59),
+               datetime(2026, 10, 25, 1), datetime(2026, 1, 1, 23, 5, 7, 45000)]  # fmt: skip
+    at_us = np.array([int(m.replace(tzinfo=UTC).timestamp() * 1_000_000) for m in moments])
+    web = timestamp_text(at_us, "Europe/Berlin", sep="T", millis=True, with_offset=True).to_list()
+    assert web == [
+        m.replace(tzinfo=UTC).astimezone(BERLIN).isoformat(timespec="milliseconds") for m in moments
+    ]
+    naive = timestamp_text(at_us, None, sep=" ", millis=False, with_offset=False).to_list()
+    assert naive == [m.strftime("%Y-%m-%d %H:%M:%S") for m in moments]
+
+
+def test_identifier_truth_covers_every_identifier_in_the_files_once(
+    company: Path, truth: dict
+) -> None:
+    identifiers = pl.read_parquet(company / "truth_identifiers.parquet")
+    assert identifiers.select("identifier_kind", "identifier_value").is_duplicated().sum() == 0
+    known = set(identifiers.select("identifier_kind", "identifier_value").iter_rows())
+    crm = [r for p in sorted(company.glob("raw/crm/*.csv")) for r in csv.DictReader(p.open())]
+    calls = [
+        r
+        for p in sorted(company.glob("raw/calls/*.csv"))
+        for r in csv.DictReader(p.open(), delimiter=";")
+    ]
+    web = [p for p in map(_json_or_none, _web_lines(company)) if p is not None]
+    found = {("cookie", r["anonymous_id"]) for r in web} | {("user_id", r["user_id"]) for r in web}
+    found |= {("email", r["email"]) for r in web} | {("contact_id", r["contact_id"]) for r in crm}
+    found |= {("email", r["email"]) for r in crm} | {("user_id", r["web_user_id"]) for r in crm}
+    found |= {("phone", r["phone"]) for r in crm} | {("phone", r["caller_phone"]) for r in calls}
+    shared = ("phone", "+49 30 1234 5000")
+    found = {(kind, value) for kind, value in found if value}
+    assert shared in found and shared not in known
+    assert found - {shared} <= known
+    # the rest sit only in the planted malformed lines (at most 3 identifiers per line)
+    assert len(known - found) <= 3 * truth["dirty"]["web"]["malformed_json"]
