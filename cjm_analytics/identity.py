@@ -128,7 +128,7 @@ def _allowed_links(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
 def shared_values(cfg: JourneyConfig) -> list[tuple[str, str]]:
     """(kind, stored value) of the configured shared identifiers, hashed like the lake."""
     salt = cfg.pii_salt()
-    found = []
+    found: list[tuple[str, str]] = []
     for kind, values in cfg.identity.shared_identifiers.items():
         for value in values:
             stored = pii.pseudonymize(kind, value, salt, cfg.pii.default_country_code)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import duckdb
 import pyarrow as pa
@@ -36,7 +37,7 @@ class EmptyFileError(IngestError):
 def read_header(path: Path, dialect: CsvDialect) -> list[str]:
     """The column names of a CSV file (or `column0..` when it has no header)."""
     try:
-        first = next(_reader([_first_line(path, dialect)], dialect), None)  # type: ignore[call-overload]
+        first = next(_reader([_first_line(path, dialect)], dialect), None)
     except UnicodeDecodeError as exc:
         raise IngestError(
             f"{path}: the header line is not valid {dialect.encoding} ({exc.reason} at byte "
@@ -54,7 +55,7 @@ def is_gzip(path: Path) -> bool:
 
 
 def _open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+    return cast(IO[bytes], gzip.open(path, "rb")) if is_gzip(path) else open(path, "rb")
 
 
 def _first_line(path: Path, dialect: CsvDialect) -> str:
@@ -65,9 +66,11 @@ def _first_line(path: Path, dialect: CsvDialect) -> str:
         return handle.readline().decode(_PYTHON_ENCODING[dialect.encoding]).rstrip("\r\n")
 
 
-def _reader(handle: object, dialect: CsvDialect, delimiter: str | None = None) -> object:
+def _reader(
+    handle: Iterable[str], dialect: CsvDialect, delimiter: str | None = None
+) -> Iterator[list[str]]:
     return csv.reader(
-        handle,  # type: ignore[arg-type]
+        handle,
         delimiter=delimiter or dialect.delimiter,
         quotechar=dialect.quote or None,
         doublequote=dialect.escape == dialect.quote,
@@ -78,7 +81,7 @@ def _reader(handle: object, dialect: CsvDialect, delimiter: str | None = None) -
 def delimiter_hint(path: Path, dialect: CsvDialect) -> str:
     """A hint when another delimiter splits the header into more columns."""
     line = _first_line(path, dialect)
-    counts = {d: len(next(_reader([line], dialect, d), [])) for d in _OTHER_DELIMITERS}  # type: ignore[arg-type]
+    counts = {d: len(next(_reader([line], dialect, d), [])) for d in _OTHER_DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
     if best != dialect.delimiter and counts[best] > counts.get(dialect.delimiter, 1):
         return f" (the header splits into {counts[best]} columns with delimiter {best!r}: is csv.delimiter right?)"
@@ -170,18 +173,19 @@ def blank_rows(path: Path, dialect: CsvDialect) -> list[int]:
     records the way DuckDB does (a quoted field may span lines)."""
     if not _has_empty_line(path):
         return []
-    with open(
-        path, encoding=_PYTHON_ENCODING[dialect.encoding], errors="replace", newline=""
+    encoding = _PYTHON_ENCODING[dialect.encoding]
+    with io.TextIOWrapper(
+        _open_binary(path), encoding=encoding, errors="replace", newline=""
     ) as handle:
         records = _reader(handle, dialect)
         if dialect.header:
-            next(records, None)  # type: ignore[call-overload]
-        return [number for number, record in enumerate(records, start=1) if not record]  # type: ignore[call-overload]
+            next(records, None)
+        return [number for number, record in enumerate(records, start=1) if not record]
 
 
 def _has_empty_line(path: Path) -> bool:
     tail = b""
-    with open(path, "rb") as handle:
+    with _open_binary(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             chunk = tail + block
             if b"\n\n" in chunk or b"\n\r\n" in chunk:

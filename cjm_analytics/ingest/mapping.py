@@ -8,7 +8,9 @@ and, when no id column is mapped at all, a hash of the raw record (`h<sha256[:24
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cjm_analytics.config import Condition, SourceConfig
 
@@ -48,7 +50,7 @@ def event_specs(source: SourceConfig) -> list[EventSpec]:
         at = source.columns.get("event_at", "timestamp")
         assert isinstance(at, str)
         return [EventSpec(name_columns, None, at, fields)]
-    id_columns = [{**fields, **e.properties}.get("event_id") for e in source.events]
+    id_columns = [_merged(fields, e.properties).get("event_id") for e in source.events]
     shared = {c for c in id_columns if c is not None and id_columns.count(c) > 1}
     specs = []
     for event, id_column in zip(source.events, id_columns, strict=True):
@@ -57,12 +59,16 @@ def event_specs(source: SourceConfig) -> list[EventSpec]:
                 name_columns=(),
                 constant_name=event.name,
                 at_column=event.at,
-                fields={**fields, **event.properties},
+                fields=_merged(fields, event.properties),
                 when=tuple(event.when),
                 id_suffix=id_column in shared,
             )
         )
     return specs
+
+
+def _merged(base: dict[str, str], extra: Mapping[Any, str]) -> dict[str, str]:
+    return {**base, **dict(extra)}
 
 
 def needed_columns(source: SourceConfig) -> list[str]:

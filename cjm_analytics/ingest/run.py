@@ -6,9 +6,11 @@ import glob
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -318,7 +320,7 @@ def _collect_rejects(con: duckdb.DuckDBPyConnection, raw: RawFile, ctx: FileCont
 
 def _rejects_table(rows: list[tuple[object, ...]]) -> pa.Table:
     now = datetime.now(UTC).replace(tzinfo=None)
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
     return pa.table(
         {
             "source": pa.array(columns[0], pa.string()),

@@ -30,7 +30,7 @@ JSON_ROW = st.one_of(
             "ts": TIMES,
             "contact": st.sampled_from(["k1", None, ["x"]]),
         }
-    ).map(json.dumps),  # fmt: skip
+    ).map(json.dumps),
     st.text(alphabet='{}[]":,ab1 ', max_size=12),
 )
 SOURCE = {
