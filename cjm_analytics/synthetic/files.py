@@ -15,9 +15,18 @@ from cjm_analytics.synthetic.timetext import timestamp_text
 KEEP = ("_customer", "_at", "_stage", "_dirty", "_file")
 
 
-def _text(frame: pl.DataFrame, column: str, zone: str | None, **style: bool | str) -> pl.Series:
+def _text(
+    frame: pl.DataFrame, column: str, zone: str | None, sep: str, millis: bool, with_offset: bool
+) -> pl.Series:
+    """Text of a microsecond column (negative = no time, left empty)."""
     at = frame[column].to_numpy()
-    text = timestamp_text(np.where(at < 0, at.max(initial=0), at), zone, **style)  # type: ignore[arg-type]
+    text = timestamp_text(
+        np.where(at < 0, at.max(initial=0), at),
+        zone,
+        sep=sep,
+        millis=millis,
+        with_offset=with_offset,
+    )
     return text.scatter(np.flatnonzero(at < 0), None)
 
 
@@ -28,9 +37,7 @@ def finish_web(
     frame = dirt.spoil_before_text(
         dirt.mark(frame, rng, "web", rate), rng, "web", ("_at",), as_of_us
     )
-    frame = frame.with_columns(
-        timestamp=_text(frame, "_at", "Europe/Berlin", sep="T", millis=True, with_offset=True)
-    )
+    frame = frame.with_columns(timestamp=_text(frame, "_at", "Europe/Berlin", "T", True, True))
     frame = dirt.break_timestamps(frame, rng, "web", "timestamp")
     line = pl.struct(*WEB_COLUMNS).struct.json_encode()
     malformed = pl.col("_dirty") == "malformed_json"
@@ -47,9 +54,7 @@ def finish_crm(
     frame = dirt.spoil_before_text(
         dirt.mark(frame, rng, "crm", rate), rng, "crm", ("_at",), as_of_us
     )
-    frame = frame.with_columns(
-        occurred_at=_text(frame, "_at", "Europe/Berlin", sep=" ", millis=False, with_offset=False)
-    )
+    frame = frame.with_columns(occurred_at=_text(frame, "_at", "Europe/Berlin", " ", False, False))
     return dirt.duplicate(dirt.break_timestamps(frame, rng, "crm", "occurred_at"))
 
 
@@ -60,11 +65,10 @@ def finish_calls(
     frame = dirt.spoil_before_text(
         dirt.mark(frame, rng, "calls", rate), rng, "calls", times, as_of_us
     )
-    style = {"sep": " ", "millis": False, "with_offset": False}
     frame = frame.with_columns(
-        queued_at=_text(frame, "_at", None, **style),
-        answered_at=_text(frame, "_answered", None, **style),
-        ended_at=_text(frame, "_ended", None, **style),
+        queued_at=_text(frame, "_at", None, " ", False, False),
+        answered_at=_text(frame, "_answered", None, " ", False, False),
+        ended_at=_text(frame, "_ended", None, " ", False, False),
     )
     return dirt.duplicate(dirt.break_timestamps(frame, rng, "calls", "queued_at"))
 
