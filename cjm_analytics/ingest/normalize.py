@@ -10,7 +10,7 @@ column names are the generated `c0, c1, ...`.
 Time: text with a UTC offset (or `Z`) keeps its instant; naive text is local time of the
 source's `timezone` (DST by ICU: a time inside the spring-forward gap does not exist and is
 rejected; an ambiguous autumn time is its later, standard-time occurrence, as ICU does); naive text without a
-configured zone is rejected. See docs/adr/0006-lake-and-manifest.md.
+configured zone is rejected. See docs/adr/0004-utc.md and 0009-ingest-row-accounting.md.
 """
 
 from __future__ import annotations
