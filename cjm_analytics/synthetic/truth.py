@@ -203,7 +203,28 @@ def queue_story(calls: pl.DataFrame, customers: pl.DataFrame) -> dict[str, objec
             mean_csat=pl.col("csat").cast(pl.Float64).mean(),
         ).sort("queue")
     )  # fmt: skip
-    return {"slow_queue": plan.SLOW_QUEUE, "queues": per_queue.to_dicts()}
+    first_slow_call = (
+        valid(calls).filter(pl.col("queue") == plan.SLOW_QUEUE)
+        .sort("_at").group_by("_customer", maintain_order=True).first()
+        .select("_customer", is_answered=pl.col("outcome") == "answered")
+    )  # fmt: skip
+    numbered = customers.with_columns(
+        _customer=pl.col("customer_id").str.slice(2).cast(pl.Int64) - 1,
+        reached_intent=pl.col("furthest_stage_order").fill_null(0)
+        >= plan.STAGES.index("intent") + 1,
+    )
+    callers = (
+        first_slow_call.join(numbered, on="_customer")
+        .group_by("is_answered")
+        .agg(customer_count=pl.len(), reached_intent_rate=pl.col("reached_intent").mean())
+        .sort("is_answered")
+    )
+    return {
+        "slow_queue": plan.SLOW_QUEUE,
+        "queues": per_queue.to_dicts(),
+        "slow_queue_callers_by_first_call_answered": callers.to_dicts(),
+        "failed_call_conversion_multiplier": plan.FAILED_CALL_CONVERSION,
+    }
 
 
 def phone_story(crm: pl.DataFrame) -> dict[str, object]:
