@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SIZE ?= 1m
+# e.g. BENCH_ARGS="--include-100m" or "--repeat 5 --skip funnel"
+BENCH_ARGS ?=
 
 # Prefect runs without a server (its temporary API) in demo and tests.
 export PREFECT_HOME := $(CURDIR)/.prefect
@@ -51,7 +53,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python bench/run.py --size $(SIZE)
+	$(BIN)/python bench/run.py --size $(SIZE) $(BENCH_ARGS)
 
 clean:
 	rm -rf data/lake data/warehouse data/reports data/runs data/demo/raw .prefect
