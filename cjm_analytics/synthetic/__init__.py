@@ -85,6 +85,7 @@ def generate(
     w = _walk(rng, pop, clock, first, as_of)
     walk(w, planted)
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     _clear(out_dir)
     rows, written = _write_sources(w, out_dir, _us(first), _us(as_of), dirty_rate)
     settings = {"customers": customers, "seed": seed, "constraint": planted.label, "start": start.isoformat(),
@@ -129,7 +130,7 @@ def _write_sources(
     w.log.chunks.clear()
     written: dict[str, int] = {}
     web_parts = []
-    for part in web.partition_by("_file", maintain_order=True):
+    for part in web.partition_by("_file", maintain_order=True) or [web]:
         finished = files.finish_web(part, w.rng, dirty_rate, as_of_us)
         written |= files.write_jsonl(finished, out_dir)
         web_parts.append(finished.drop("_line"))

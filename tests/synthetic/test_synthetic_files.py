@@ -233,3 +233,12 @@ def test_identifier_truth_covers_every_identifier_in_the_files_once(
     assert found - {shared} <= known
     # the rest sit only in the planted malformed lines (at most 3 identifiers per line)
     assert len(known - found) <= 3 * truth["dirty"]["web"]["malformed_json"]
+
+
+def test_a_tiny_company_still_writes_a_consistent_truth(tmp_path: Path) -> None:
+    # one customer over a week: possibly no rows at all, but truth.json and both Parquet files exist
+    summary = generate(tmp_path / "tiny", customers=1, seed=1, days=7)
+    truth = json.loads(summary.truth_path.read_text())
+    assert truth["row_counts"] == summary.row_counts
+    assert sum(truth["files"].values()) == sum(summary.row_counts.values())
+    assert (tmp_path / "tiny" / "truth_identifiers.parquet").is_file()
