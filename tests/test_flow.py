@@ -66,3 +66,21 @@ def test_cjm_demo_runs_the_flow_and_prints_the_night(prefect: None) -> None:
     assert "Stage funnel" in outcome.output
     assert "Constraint:" in outcome.output
     assert "index.html" in outcome.output.replace("\n", "")
+
+
+def test_prefect_yaml_deploys_the_flow_on_the_demo_schedule() -> None:
+    import importlib
+
+    import yaml
+    from _tiny_night import REPO
+    from prefect import Flow
+
+    deployment = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))["deployments"][
+        0
+    ]
+    module_path, name = deployment["entrypoint"].split(":")
+    flow = getattr(importlib.import_module(module_path.removesuffix(".py").replace("/", ".")), name)
+    assert isinstance(flow, Flow) and flow is nightly
+    schedule = load_config(REPO / deployment["parameters"]["config_path"]).schedule
+    assert deployment["schedules"][0]["cron"] == schedule.cron
+    assert deployment["schedules"][0]["timezone"] == schedule.timezone
