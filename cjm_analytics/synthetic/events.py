@@ -57,13 +57,13 @@ class EventLog:
         default_factory=lambda: defaultdict(list)
     )
 
-    def web(self, customer: np.ndarray, at: np.ndarray, event: str, stage: int, *,
+    def web(self, customer: np.ndarray, at: np.ndarray, event: str, stage: int | np.ndarray, *,
             page: np.ndarray | None = None, has_email: np.ndarray | bool = False) -> None:  # fmt: skip
         size = len(customer)
         pages = page if page is not None else np.full(size, code(PAGES, EVENT_PAGE[event]))
         self.chunks["web"].append({
             "customer": customer, "at": at, "event": np.full(size, code(WEB_EVENTS, event)),
-            "stage": np.full(size, stage), "page": pages,
+            "stage": np.broadcast_to(np.asarray(stage), size).copy(), "page": pages,
             "has_email": np.broadcast_to(np.asarray(has_email), size).copy(),
         })  # fmt: skip
 

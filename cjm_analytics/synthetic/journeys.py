@@ -253,11 +253,9 @@ def _epilogue(w: Walk) -> None:
     at = w.start[owner] + rng.random(len(owner)) * (w.last_at[owner] - w.start[owner])
     pages = np.array([PAGES.index(p) for p in ("product", "search", "account", "home", "blog")])
     page = pages[rng.choice(5, len(owner), p=(0.45, 0.25, 0.1, 0.12, 0.08))]
-    w.log.web(owner, at, "page_view", 0, page=page)
-    # home and blog pages are awareness pages by the rules: keep their stage code right
-    w.log.chunks["web"][-1]["stage"] = np.where(
-        np.isin(page, [PAGES.index("home"), PAGES.index("blog")]), 1, 0
-    )
+    # home and blog pages are awareness pages by the stage rules
+    stage = np.where(np.isin(page, [PAGES.index("home"), PAGES.index("blog")]), 1, 0)
+    w.log.web(owner, at, "page_view", stage, page=page)
     lost = np.flatnonzero(pop.is_sales_led & (w.furthest == 4) & (rng.random(pop.size) < 0.6))
     w.log.crm(
         lost,
