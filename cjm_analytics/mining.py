@@ -1,8 +1,9 @@
 """Process mining over the warehouse: paths, variants, discovered model, conformance.
 
 The heavy part runs in SQL (`sql/mining/`): the touchpoints are put in journey order once
-(`mining_log`), and the directly-follows graph, start/end events, variants, rework and
-deviations are aggregates over it. pm4py then works on those aggregates only, never on raw
+(`journey_steps`: one sorted list per journey, event names as integer codes), and the
+directly-follows graph, start/end events, the mining logs, variants, rework and
+deviations are all derived from those lists. pm4py then works on those aggregates only, never on raw
 rows: the inductive miner on the variant counts, the heuristics miner on the DFG, and
 token-based replay of each stage variant (weighted by its journey count) on a Petri net of
 the designed journey.
@@ -30,6 +31,8 @@ from cjm_analytics.warehouse import SQL_DIR, Model, run_models
 MINING_SQL_DIR = SQL_DIR / "mining"
 #: The SQL models over the touchpoints, in dependency order (file name = table name).
 LOG_MODELS: tuple[str, ...] = (
+    "mining_event_codes",
+    "journey_steps",
     "mining_log",
     "mining_stage_log",
     "journey_paths",
@@ -103,14 +106,16 @@ def _require_tables(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> N
         )
 
 
-def load_designed_journey(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
+def load_designed_journey(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig | None) -> None:
     """Write the designed map from journey.yaml into `designed_stages` and `designed_transitions`.
 
     designed_stages: one row per stage (stage, stage_order, is_success, expected_channels).
     designed_transitions: one row per allowed move (from_stage, to_stage).
+    With no config (a bare event log) both tables are created empty.
     """
-    names = cfg.stage_names
-    transitions = cfg.designed_transitions
+    stages = cfg.stages if cfg is not None else []
+    names = [stage.name for stage in stages]
+    transitions = cfg.designed_transitions if cfg is not None else []
     for index, (source, target) in enumerate(transitions):
         for stage in (source, target):
             if stage not in names:
@@ -125,7 +130,7 @@ def load_designed_journey(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) ->
     con.execute(
         "create or replace table designed_transitions (from_stage varchar, to_stage varchar)"
     )
-    for order, designed in enumerate(cfg.stages, start=1):
+    for order, designed in enumerate(stages, start=1):
         con.execute(
             "insert into designed_stages values (?, ?, ?, ?)",
             [designed.name, order, designed.success, designed.channels],

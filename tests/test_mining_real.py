@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from cjm_analytics import schema, warehouse
-from cjm_analytics.mining import mining_models
+from cjm_analytics.mining import load_designed_journey, mining_models
 
 pytestmark = pytest.mark.real
 
 LOGS = ["helpdesk_tickets", "receipt_wabo", "sepsis_cases", "bpi2012_loan_application"]
 MODELS = [
-    "mining_log",
-    "journey_paths",
+    "mining_event_codes",
+    "journey_steps",
     "dfg_edges",
     "journey_start_events",
     "journey_end_events",
@@ -58,6 +58,7 @@ def real_log(request: pytest.FixtureRequest) -> Any:
         pytest.skip(f"real event log not found at {folder} (it lives in ../shared/data/real)")
     con = warehouse.connect()
     load_real_log(con, folder / "events.csv.gz")
+    load_designed_journey(con, None)  # a bare event log: no stages
     warehouse.run_models(con, mining_models(MODELS))
     frame = con.execute(
         "select journey_id as case, event_name as activity, event_at as ts "

@@ -3,7 +3,7 @@
 -- accept every channel; a touchpoint without a channel at such a stage counts as unexpected.
 -- Grain: one row per (journey_id, stage, channel). Key: those three columns.
 with steps as (
-    select journey_id, stage, channel from mining_log where stage is not null
+    select journey_id, stage, channel from touchpoints where stage is not null
 ),
 
 expected as (
