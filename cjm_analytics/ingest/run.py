@@ -67,6 +67,14 @@ class IngestSummary:
         return sum(f.events_loaded for f in self.files)
 
     @property
+    def files_loaded(self) -> int:
+        return sum(f.status == "loaded" for f in self.files)
+
+    @property
+    def files_skipped(self) -> int:
+        return sum(f.status == "skipped" for f in self.files)
+
+    @property
     def failed(self) -> list[FileResult]:
         return [f for f in self.files if f.status == "failed"]
 
