@@ -5,6 +5,16 @@
 `raw/calls/calls-<month>.csv`, plus `truth.json`, `truth_customers.parquet` and
 `truth_identifiers.parquet` with the planted stories (see docs/adr/0010-synthetic-company.md).
 The same arguments give byte-identical files.
+
+truth.json keys: `generator` (the arguments), `as_of` (end of the period, UTC, naive ISO),
+`period`, `files` (relative path -> rows), `row_counts` and `dirty` (per source; dirty
+rows per kind), `valid_event_count`, `events_per_customer` (per true journey), `journeys`
+(true journeys: reached / furthest per stage, conversion per transition, status counts),
+`stories.constraint` (planted transition, headroom segment, multipliers, and
+`headroom_by_transition` computed the DESIGN.md way on the true journeys),
+`stories.queue_problem`, `stories.phone_path`, `identifiers` (the Parquet file of
+identifier_kind, identifier_value, customer_id; `shared` values left out of it) and
+`customers` (the Parquet file of one row per true journey with its segments and status).
 """
 
 from __future__ import annotations

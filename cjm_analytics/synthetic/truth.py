@@ -205,7 +205,7 @@ def queue_story(calls: pl.DataFrame, customers: pl.DataFrame) -> dict[str, objec
     )  # fmt: skip
     first_slow_call = (
         valid(calls).filter(pl.col("queue") == plan.SLOW_QUEUE)
-        .sort("_at").group_by("_customer", maintain_order=True).first()
+        .sort("_at", maintain_order=True).group_by("_customer", maintain_order=True).first()
         .select("_customer", is_answered=pl.col("outcome") == "answered")
     )  # fmt: skip
     numbered = customers.with_columns(
