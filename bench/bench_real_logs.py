@@ -50,7 +50,9 @@ def _pct(value: float | None) -> str:
 def _days(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    return f"{seconds / 86400:.1f} d" if seconds >= 86400 else f"{seconds / 60:.1f} min"
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
 def summary_markdown(name: str, path: Path) -> str:

@@ -31,9 +31,9 @@ COUNT_KEYS = ("events", "cases", "activities", "t_min", "t_max")
 CASE_KEYS = ("events_per_case_mean", "events_per_case_median", "events_per_case_max")
 
 
-def example_config(name: str, out_dir: Path) -> JourneyConfig:
-    """data/examples/<name>/journey.yaml as a user loads it, writing into `out_dir`."""
-    cfg = load_config(EXAMPLES / name / "journey.yaml")
+def example_config(name: str, out_dir: Path, file: str = "journey.yaml") -> JourneyConfig:
+    """data/examples/<name>/<file> as a user loads it, writing into `out_dir`."""
+    cfg = load_config(EXAMPLES / name / file)
     paths = cfg.paths.model_copy(
         update={
             "lake": str(out_dir / "lake"),

@@ -118,3 +118,20 @@ def test_a_whole_night_on_a_real_log_publishes_the_reference_funnel(real_data, t
         reached = con.execute("SELECT reached_count FROM stage_funnel ORDER BY stage_order")
         reached = [row[0] for row in reached.fetchall()]
     assert reached == [s["ordered_cases"] for s in ref["funnel"]["stages"]]
+
+
+def test_activity_and_lifecycle_names_give_the_reference_alt_variants(real_data, tmp_path):
+    # BPI 2012 named by two XES keys, `activity+lifecycle` (columns.event_name as a list
+    # joined by event_name_separator): the reference's n_variants_alt and top5_variants_alt
+    name = "bpi2012_loan_application"
+    cfg = example_config(name, tmp_path, "journey_lifecycle.yaml")
+    con = build_example(cfg)
+    try:
+        measured = measured_figures(con, cfg)
+    finally:
+        con.close()
+    ref = reference(real_data, name)
+    assert measured["n_variants"] == ref["n_variants_alt"]
+    assert measured["top5_variants"] == ref["top5_variants_alt"]
+    ordered = [s["ordered_cases"] for s in measured["funnel"]["stages"]]
+    assert ordered == [s["ordered_cases"] for s in ref["funnel"]["stages"]]
