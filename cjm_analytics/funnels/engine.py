@@ -293,12 +293,28 @@ def _groups(spec: FunnelSpec) -> list[tuple[int, int]]:
 
 
 def unordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]) -> None:
-    """`best` for unordered funnels: each step event anchors a window of distinct steps."""
+    """`best` for unordered funnels: each step event anchors a window of distinct steps.
+
+    A step definition used once takes its first matching event at or after the anchor
+    from one windowed `min` (one sort for all of them); one used r times (steps
+    [a, a, b]) takes its first r events from an ASOF join plus `lead()`.
+    """
     ev, groups = names["ev"], _groups(spec)
     nx = "".join(f", nx{i} AS nx{i}_0" for i in range(len(spec.exclusions)))
-    ctes = [f"anchors AS (SELECT DISTINCT unit_id, bucket, t AS ta{nx} FROM {ev})"]
+    firsts = "".join(
+        f", min(CASE WHEN m{j} THEN t END) OVER ahead AS f{g}"
+        for g, (j, mult) in enumerate(groups)
+        if mult == 1
+    )
+    ctes = [
+        f"anchors AS (SELECT unit_id, bucket, t AS ta{nx}{firsts} FROM {ev} WINDOW ahead AS ("
+        "PARTITION BY unit_id, bucket ORDER BY t RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING))"
+    ]
     joins, found = [], []
     for g, (j, mult) in enumerate(groups):
+        if mult == 1:
+            found.append(f"a.f{g}")
+            continue
         leads = "".join(f", lead(t, {r}) OVER w AS l{r}" for r in range(1, mult))
         ctes.append(
             f"g{g} AS (SELECT * EXCLUDE (prev_t) FROM ("
@@ -321,7 +337,7 @@ def unordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict
                 lambda x: x IS NOT NULL AND x <= a.ta + ?)) AS ts
             FROM anchors AS a {" ".join(joins)}
         ),
-        scored AS (SELECT *, len(ts) AS reached, {times} FROM listed),
+        scored AS (SELECT *, len(ts) AS reached, {times} FROM listed)
         SELECT *, {excluded} AS excluded FROM scored""",
         [spec.window_us, *xparams],
     )
