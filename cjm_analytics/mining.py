@@ -85,6 +85,7 @@ def build_mining(
     `designed_transitions` into the warehouse.
     """
     _require_tables(con, ("touchpoints", "journeys"))
+    _require_event_names(con)
     load_designed_journey(con, cfg)
     tables = run_models(con, mining_models(LOG_MODELS))
     out_dir = Path(out_dir)
@@ -103,6 +104,17 @@ def _require_tables(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> N
         raise MiningError(
             f"mining needs the warehouse tables {missing} (columns in cjm_analytics/schema.py); "
             "build the touchpoints and journeys first"
+        )
+
+
+def _require_event_names(con: duckdb.DuckDBPyConnection) -> None:
+    missing = con.execute(
+        "select count(*), any_value(touchpoint_id) from touchpoints where event_name is null"
+    ).fetchall()[0]
+    if missing[0]:
+        raise MiningError(
+            f"touchpoints: {missing[0]} row(s) have no event_name (e.g. touchpoint_id "
+            f"{missing[1]!r}); every touchpoint needs one to be mined (ingest rejects such events)"
         )
 
 

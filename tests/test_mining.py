@@ -333,6 +333,16 @@ def test_missing_input_tables_are_named(tmp_path: Path) -> None:
         build_mining(con, make_config(), tmp_path)
 
 
+def test_touchpoints_without_event_name_are_refused(tmp_path: Path) -> None:
+    with warehouse.connection() as con:
+        load_log(con, LOG)
+        con.execute("update touchpoints set event_name = null where touchpoint_id = 'j2-2'")
+        with pytest.raises(
+            MiningError, match=r"1 row\(s\) have no event_name \(e.g. touchpoint_id 'j2-2'\)"
+        ):
+            build_mining(con, make_config(), tmp_path)
+
+
 def test_importing_the_package_does_not_import_pm4py() -> None:
     code = "import sys, cjm_analytics.mining, cjm_analytics.cli; print('pm4py' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -19,7 +19,8 @@ coded as (
         epoch_us(source_touchpoints.event_at) as at_us,
         source_touchpoints.stage_order
     from source_touchpoints
-    join codes using (event_name)
+    -- a touchpoint without an event name keeps its place (NULL has a code too)
+    join codes on codes.event_name is not distinct from source_touchpoints.event_name
 ),
 
 final as (
