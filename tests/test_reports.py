@@ -203,4 +203,4 @@ def test_report_folder_shares_one_plotly_js(con: duckdb.DuckDBPyConnection, tmp_
     # every chart of this warehouse is drawn except the constraint (no stage_what_if table)
     body = "".join(p.read_text(encoding="utf-8") for p in folder.glob("*.html"))
     assert body.count("data-chart=") == 10
-    assert "constraint: not available (needs tables stage_what_if)" in body
+    assert "constraint: not available (needs tables stage_what_if, constraint_stage)" in body

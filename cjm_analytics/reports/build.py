@@ -21,7 +21,7 @@ import polars as pl
 from cjm_analytics.reports import conformance, constraint, emotion, funnel, paths, segments
 from cjm_analytics.reports import time_in_stage as time_module
 from cjm_analytics.reports import trends as trends_module
-from cjm_analytics.reports.overview import overview_sections
+from cjm_analytics.reports.overview import html_table, overview_sections
 from cjm_analytics.reports.sql import has_tables
 
 PLOTLY_JS = "plotly.min.js"
@@ -43,6 +43,22 @@ class Page:
     slug: str
     title: str
     charts: tuple[Chart, ...]
+    table: Callable[[duckdb.DuckDBPyConnection], str] | None = None  # HTML below the charts
+
+
+def _findings_table(con: duckdb.DuckDBPyConnection) -> str:
+    if not has_tables(con, "constraint_stage"):
+        return ""
+    findings = con.sql(
+        "SELECT finding, transition, value, value_unit, explanation FROM constraint_stage ORDER BY finding"
+    ).pl()
+    return "<h2>The constraint and what it is not</h2>" + html_table(findings)
+
+
+def _emotion_table(con: duckdb.DuckDBPyConnection) -> str:
+    if not has_tables(con, "stage_sentiment"):
+        return ""
+    return "<h2>Scores and counts per stage</h2>" + html_table(emotion.emotion_line_data(con))
 
 
 CHARTS: dict[str, Chart] = {
@@ -131,10 +147,10 @@ CHARTS: dict[str, Chart] = {
 
 PAGES: tuple[Page, ...] = (
     Page("funnel", "Stage funnel", (CHARTS["stage_funnel"], CHARTS["segment_funnel"])),
-    Page("constraint", "The constraint and its what-if", (CHARTS["constraint"],)),
+    Page("constraint", "The constraint and its what-if", (CHARTS["constraint"],), _findings_table),
     Page("paths", "Paths and process map", (CHARTS["path_sankey"], CHARTS["process_map"])),
     Page("time_in_stage", "Time in stage", (CHARTS["time_in_stage"],)),
-    Page("emotion", "Emotion line", (CHARTS["emotion_line"],)),
+    Page("emotion", "Emotion line", (CHARTS["emotion_line"],), _emotion_table),
     Page(
         "conformance",
         "Conformance to the designed journey",
@@ -198,6 +214,7 @@ def build_report(con: duckdb.DuckDBPyConnection, out_dir: Path, company: str = "
     write_plotly_js(out_dir)
     for page in PAGES:
         body = "".join(chart_html(chart, con) for chart in page.charts)
+        body += page.table(con) if page.table else ""
         (out_dir / f"{page.slug}.html").write_text(
             page_html(page.title, body, company), encoding="utf-8"
         )

@@ -94,7 +94,7 @@ def process_map_figure(frame: pl.DataFrame) -> go.Figure:
     """
     pos = _positions(frame)
     fig = go.Figure()
-    widest = max(frame["transition_count"].max() or 1, 1)
+    widest = max(int(frame["transition_count"].max() or 1), 1)  # type: ignore[arg-type]
     mid_x, mid_y, mid_text = [], [], []
     for row in frame.iter_rows(named=True):
         x0, x1 = pos[row["from_stage"]], pos[row["to_stage"]]
