@@ -415,3 +415,26 @@ def test_a_wrong_column_type_is_a_funnel_error():
     events = log("u1: a@0").with_columns(event_at=pl.lit("yesterday"))
     with pytest.raises(FunnelError, match="event_at a timestamp"):
         event_funnel(events, ["a"])
+
+
+def test_exclusions_between_each_pair_of_steps_of_a_long_funnel():
+    # five steps s,p,i,v,q (1 h apart, q at 6 h); x falls at different places:
+    # u1: x between p..i, i..v and v..q; u2: x between i..v and v..q; u3: x between s..p and v..q
+    events = log(
+        "u1: s@3600 p@7200 x@10800 i@14400 x@16200 v@18000 x@19800 q@21600;"
+        "u2: s@3600 p@7200 i@14400 x@16200 v@18000 x@19800 q@21600;"
+        "u3: s@3600 x@5400 p@7200 i@14400 v@18000 x@19800 q@21600"
+    )
+    steps = ["s", "p", "i", "v", "q"]
+
+    def kept(lo: int) -> dict[str, int]:
+        x = [{"event": "x", "from_step": lo, "to_step": lo + 1}]
+        return units(events, steps, exclusions=x)
+
+    assert kept(0) == {"u1": 5, "u2": 5}  # u3 has x between s and p
+    assert kept(1) == {"u2": 5, "u3": 5}  # u1 has x between p and i
+    assert kept(2) == {"u3": 5}  # u1, u2 have x between i and v
+    assert kept(3) == {}  # everyone has x between v and q
+    # with everyone excluded the funnel still lists its steps, with 0 units
+    x34 = [{"event": "x", "from_step": 3, "to_step": 4}]
+    assert counts(events, steps, exclusions=x34) == [0, 0, 0, 0, 0]
