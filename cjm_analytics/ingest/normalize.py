@@ -25,7 +25,13 @@ from cjm_analytics import pii
 from cjm_analytics.config import Condition, SourceConfig
 from cjm_analytics.errors import IngestError
 from cjm_analytics.ingest._sql import run
-from cjm_analytics.ingest.mapping import NUMERIC_FIELDS, TEXT_FIELDS, EventSpec, event_specs
+from cjm_analytics.ingest.mapping import (
+    NUMERIC_FIELDS,
+    TEXT_FIELDS,
+    EventSpec,
+    event_specs,
+    needed_columns,
+)
 from cjm_analytics.ingest.raw import RawFile
 from cjm_analytics.schema import IDENTIFIER_COLUMNS, LAKE_EVENT_COLUMNS
 
@@ -50,7 +56,7 @@ def normalize(
 ) -> None:
     """raw_rows -> file_events + row_rejects (TEMP tables)."""
     specs = event_specs(cfg)
-    _require_columns(raw, cfg, specs, ctx.source_file)
+    _require_columns(raw, cfg, ctx.source_file)
     params: dict[str, Any] = {**raw.params, **_context_params(cfg, ctx)}
     selects = [
         _mapped_select(i, spec, cfg, raw, params, len(specs)) for i, spec in enumerate(specs)
@@ -65,9 +71,7 @@ def normalize(
     con.execute("DROP TABLE candidates")
 
 
-def _require_columns(raw: RawFile, cfg: SourceConfig, specs: list[EventSpec], where: str) -> None:
-    from cjm_analytics.ingest.mapping import needed_columns
-
+def _require_columns(raw: RawFile, cfg: SourceConfig, where: str) -> None:
     missing = [c for c in needed_columns(cfg) if c not in raw.columns]
     if missing:
         raise IngestError(

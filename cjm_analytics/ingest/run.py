@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from cjm_analytics import pii
-from cjm_analytics.config import JourneyConfig, SourceConfig
+from cjm_analytics.config import CsvDialect, JourneyConfig, SourceConfig
 from cjm_analytics.errors import IngestError
 from cjm_analytics.ingest import lake
 from cjm_analytics.ingest._sql import generated_names, run
@@ -156,8 +156,12 @@ def read_source_file(
 
 
 def _read_format(
-    con: duckdb.DuckDBPyConnection, path: Path, format_: str, source: SourceConfig, dialect
-) -> RawFile:  # type: ignore[no-untyped-def]
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    format_: str,
+    source: SourceConfig,
+    dialect: CsvDialect,
+) -> RawFile:
     if not path.is_file():
         raise IngestError(f"{path}: file not found")
     if format_ == "csv":

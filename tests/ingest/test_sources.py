@@ -323,3 +323,25 @@ def test_raw_emails_and_phones_are_masked_in_rejects(lake):
     dumped = json.dumps(rows(lake.warehouse(cfg), "SELECT * FROM ingest_rejects"), default=str)
     for secret in ("ann@example.com", "bob@example.com", "1234567", "7654321"):
         assert secret not in dumped
+
+
+def test_timestamp_format_with_zone(lake):
+    # 01.03.2024 10:00 Berlin (CET, +1) -> 09:00 UTC; with %z the offset in the text is used
+    lake.write("raw/a.csv", "id,what,at,c\n1,x,01.03.2024 10:00,k1\n2,x,2024-03-01T10:00:00Z,k1\n")
+    lake.write("raw/b/b.csv", "id,what,at,c\n3,x,01.03.2024 10:00 +0200,k1\n")
+    base = {
+        "format": "csv", "channel": "crm", "timezone": "Europe/Berlin",
+        "columns": {"event_id": "id", "event_name": "what", "event_at": "at"}, "identifiers": {"contact_id": "c"},
+    }  # fmt: skip
+    cfg = lake.config({
+        "local": {**base, "path": "raw/a.csv", "timestamp_format": "%d.%m.%Y %H:%M"},
+        "offset": {**base, "path": "raw/b/*.csv", "timestamp_format": "%d.%m.%Y %H:%M %z"},
+    })  # fmt: skip
+    lake.ingest(cfg)
+    con = lake.warehouse(cfg)
+    assert rows(con, "SELECT event_id, event_at FROM stg_events ORDER BY 1") == [
+        ("1", datetime(2024, 3, 1, 9, 0)),
+        ("3", datetime(2024, 3, 1, 8, 0)),
+    ]
+    ((row, reason),) = rows(con, "SELECT source_row, reason FROM ingest_rejects")
+    assert row == 2 and "expected format %d.%m.%Y %H:%M" in reason
