@@ -438,3 +438,13 @@ def test_exclusions_between_each_pair_of_steps_of_a_long_funnel():
     # with everyone excluded the funnel still lists its steps, with 0 units
     x34 = [{"event": "x", "from_step": 3, "to_step": 4}]
     assert counts(events, steps, exclusions=x34) == [0, 0, 0, 0, 0]
+
+
+def test_unordered_exclusion_spans_the_whole_funnel():
+    # steps [a, b] in any order, x excluded from step 0 to step 1 (the whole funnel):
+    # u1: b@0 x@1 a@2 has x between its first and last step: removed;
+    # u2: x@0 b@0 a@1 has x at the first step's instant, not strictly after: kept;
+    # u3: b@0 then x@3 inside the 10 s window, never a: removed
+    events = log("u1: b@0 x@1 a@2; u2: x@0 b@0 a@1; u3: b@0 x@3")
+    x = [{"event": "x", "from_step": 0, "to_step": 1}]
+    assert units(events, ["a", "b"], mode="unordered", exclusions=x, window_seconds=10) == {"u2": 2}
