@@ -206,3 +206,12 @@ def test_score_stitching_counts_pairs(tmp_path):
     assert score.precision == 1.0
     assert score.recall == pytest.approx(1 / 3)
     assert score.recall_ceiling == pytest.approx(1 / 3)
+
+
+def test_only_configured_kind_pairs_link(tmp_path):
+    # links: cookie-user_id only; the email-contact co-occurrence does not join customers
+    con = night([{"cookie_id": "c1", "user_id": "u1"}, {"email_hash": "m1", "contact_id": "k1"}])
+    stitch(con, make_config(tmp_path, links=[["cookie", "user_id"]]), now=NIGHT_1)
+    owner = dict(con.execute("SELECT identifier_value, customer_id FROM identity_map").fetchall())
+    assert owner["c1"] == owner["u1"]
+    assert owner["m1"] != owner["k1"]
