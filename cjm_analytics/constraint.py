@@ -8,10 +8,11 @@
   furthest mode a journey first seen at a later stage "passes" k by definition, and a
   segment made of such journeys (crm-first contacts, unknown device) would look like a
   perfect converter; o_k = the observed rate of all journeys;
-- candidates: the rows of stage_funnel_by_segment at stage k with at least
-  `funnel.benchmark_min_journeys` observed journeys at k, from attributes known when the
-  journey starts (not 'channel', the channels used over the whole journey, which depends on
-  how far it got), with a known value (not '(unknown)'), cohort weeks only when recent (the
+- candidates: the rows of int_stage_benchmark_segments at stage k: segment values as
+  known when the journey entered k (no look-ahead: a region first recorded by a later CRM
+  record is unknown at the earlier stages; never 'channel', the channels used, which
+  depends on how far the journey got), with a known value (not '(unknown)'), at least
+  `funnel.benchmark_min_journeys` observed journeys, cohort weeks only when recent (the
   `funnel.cohort_weeks_recent` weeks up to the as-of week, that one included);
 - benchmark: the best candidate Wilson LOWER bound (a rate the transition demonstrably
   reaches somewhere), never below o_k: benchmark_rate = max(o_k, best lower bound);
@@ -54,11 +55,11 @@ UNKNOWN_VALUE = "(unknown)"
 
 
 def benchmark_candidates(
-    by_segment: pl.DataFrame, min_journeys: int, recent_weeks: int, as_of: datetime
+    segments: pl.DataFrame, min_journeys: int, recent_weeks: int, as_of: datetime
 ) -> pl.DataFrame:
-    """Rows of stage_funnel_by_segment that may set a benchmark (enough journeys, recent)."""
+    """Rows of int_stage_benchmark_segments that may set a benchmark (enough journeys, recent)."""
     first_recent = (week_start(as_of.date()) - timedelta(weeks=recent_weeks - 1)).isoformat()
-    return by_segment.filter(
+    return segments.filter(
         (pl.col("observed_reached_count") >= min_journeys)
         & pl.col("observed_conversion_rate").is_not_null()
         & ~pl.col("dimension").is_in(OUTCOME_DEPENDENT_DIMENSIONS)
@@ -242,10 +243,10 @@ def _explain(finding: str, row: dict[str, Any] | None) -> str:
 def build_constraint_tables(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> list[str]:
     """Write stage_what_if and constraint_stage from the funnel marts; returns their names."""
     funnel = con.sql("SELECT * FROM stage_funnel ORDER BY stage_order").pl()
-    by_segment = con.sql("SELECT * FROM stage_funnel_by_segment").pl()
+    segments = con.sql("SELECT * FROM int_stage_benchmark_segments").pl()
     as_of = con.execute("SELECT getvariable('as_of')").fetchall()[0][0]
     candidates = benchmark_candidates(
-        by_segment, cfg.funnel.benchmark_min_journeys, cfg.funnel.cohort_weeks_recent, as_of
+        segments, cfg.funnel.benchmark_min_journeys, cfg.funnel.cohort_weeks_recent, as_of
     )
     if funnel.height < 2:
         return []

@@ -67,6 +67,8 @@ SQL_MODELS: tuple[str, ...] = (
     "stage_sentiment",
     "abandonment_last_touchpoints",
     "unmapped_events",
+    "int_stage_entry_segments",
+    "int_stage_benchmark_segments",
     "int_dropoff_feature_counts",
 )
 

@@ -99,3 +99,22 @@ def test_segments_below_the_minimum_size_set_no_benchmark() -> None:
         gains = con.execute("SELECT max(extra_successes) FROM stage_what_if").fetchall()[0][0]
     assert gains == 0.0
     assert findings["constraint"]["transition"] is None
+
+
+def test_segment_values_are_taken_as_known_when_the_journey_entered_the_stage() -> None:
+    # x's region arrives with its order (day 2): unknown at aware and interest, known at
+    # cart (entered at that very order in furthest mode) and buy. The final stage has no
+    # transition and no row.
+    events = [
+        event("x", "view", 0),
+        event("x", "product", 1),
+        event("x", "order", 2, region="Berlin"),
+    ]
+    with warehouse.connection() as con:
+        load_events(con, events)
+        _build(con, min_journeys=1)
+        rows = con.execute(
+            "SELECT stage_order, segment_value FROM int_stage_entry_segments"
+            " WHERE dimension = 'region' ORDER BY stage_order"
+        ).fetchall()
+    assert rows == [(1, "(unknown)"), (2, "(unknown)"), (3, "Berlin"), (4, "Berlin")]

@@ -71,24 +71,25 @@ def test_dropoff_driver_of_a_failed_call(mini: Any) -> None:
         " abandonment_rate_without, odds_ratio, p_value, q_value, is_driver, next_stage FROM dropoff_drivers"
         " WHERE stage = 'cart' AND feature_kind = 'failed_call'"
     ).fetchall()
-    # population at cart: d, f abandoned; a, e moved on (c2 in progress: left out).
-    # failed call: d only. 2x2 = [[1, 1], [0, 2]]; a zero cell -> +0.5 each:
-    # OR = (1.5 * 2.5) / (1.5 * 0.5) = 5; Fisher two-sided p = 1.
-    assert row == [
-        (
-            1,
-            0,
-            2,
-            2,
-            1.0,
-            1 / 3,
-            pytest.approx(5.0),
-            pytest.approx(1.0),
-            pytest.approx(1.0),
-            False,
-            "buy",
-        )
-    ]
+    # population at cart: d, f abandoned; a moved on (c2 in progress and e, first seen
+    # beyond cart, are left out). failed call: d only. 2x2 = [[1, 1], [0, 1]]; a zero
+    # cell -> +0.5 each: OR = (1.5 * 1.5) / (1.5 * 0.5) = 3; Fisher two-sided p = 1.
+    # columns: abandoned_with, moved_on_with, abandoned_total, moved_on_total, rate with,
+    # rate without, odds ratio, p, q, is_driver, next stage
+    expected = (
+        1,
+        0,
+        2,
+        1,
+        1.0,
+        1 / 2,
+        pytest.approx(3.0),
+        pytest.approx(1.0),
+        pytest.approx(1.0),
+        False,
+        "buy",
+    )
+    assert row == [expected]
 
 
 def test_q_values_are_never_below_p_values(mini: Any) -> None:

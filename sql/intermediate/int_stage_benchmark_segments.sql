@@ -1,0 +1,71 @@
+-- int_stage_benchmark_segments: conversion of each transition per segment value known at
+-- the stage, among journeys whose entry to the stage was observed: the candidates of the
+-- constraint's benchmarks (cjm_analytics.constraint, ADR 0023).
+--
+-- Grain: one row per (non-final stage, dimension, segment value). Key: (stage_order,
+--   dimension, segment_value).
+-- Definitions: observed_reached_count = journeys with is_entry_observed at the stage and
+--   this value at entry (int_stage_entry_segments); observed_converted_count = those that
+--   moved on; observed_conversion_rate = converted / reached, with its Wilson 95% bounds.
+with
+
+facts as (
+    select * from int_journey_stage_facts where not is_final_stage and is_entry_observed
+),
+
+entry_segments as (
+    select * from int_stage_entry_segments
+),
+
+counts as (
+    select
+        facts.stage,
+        facts.stage_order,
+        entry_segments.dimension,
+        entry_segments.segment_value,
+        count(*) as observed_reached_count,
+        count(*) filter (where facts.is_moved_on) as observed_converted_count
+    from facts
+    inner join entry_segments
+        on entry_segments.journey_id = facts.journey_id
+        and entry_segments.stage_order = facts.stage_order
+    group by facts.stage, facts.stage_order, entry_segments.dimension,
+        entry_segments.segment_value
+),
+
+rates as (
+    select
+        *,
+        observed_converted_count / observed_reached_count as observed_conversion_rate,
+        1.959963984540054 as z
+    from counts
+),
+
+final as (
+    select
+        stage,
+        stage_order,
+        dimension,
+        segment_value,
+        observed_reached_count,
+        observed_converted_count,
+        observed_conversion_rate,
+        greatest(0.0, (
+            observed_conversion_rate + z * z / (2 * observed_reached_count)
+            - z * sqrt(
+                observed_conversion_rate * (1 - observed_conversion_rate) / observed_reached_count
+                + z * z / (4 * observed_reached_count * observed_reached_count)
+            )
+        ) / (1 + z * z / observed_reached_count)) as observed_conversion_rate_low,
+        least(1.0, (
+            observed_conversion_rate + z * z / (2 * observed_reached_count)
+            + z * sqrt(
+                observed_conversion_rate * (1 - observed_conversion_rate) / observed_reached_count
+                + z * z / (4 * observed_reached_count * observed_reached_count)
+            )
+        ) / (1 + z * z / observed_reached_count)) as observed_conversion_rate_high
+    from rates
+    order by stage_order, dimension, segment_value
+)
+
+select * from final
