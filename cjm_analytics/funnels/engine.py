@@ -152,8 +152,16 @@ def build_copies(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, cp: 
 
 
 def copies_sql(spec: FunnelSpec, ev: str) -> str:
-    """The SELECT behind `build_copies` (also used by the SQL macros)."""
+    """The SELECT behind `build_copies` (also used by the SQL macros).
+
+    `r{j}` counts the step-j copies up to and including this one in walk order, so "the
+    first step-j copy after this one" is the step-j copy whose `r{j}` is one more: a hash
+    join, no search.
+    """
     n = spec.n
+    ranks = "".join(
+        f", sum(CASE WHEN label = {j} THEN 1 ELSE 0 END) OVER walk AS r{j}" for j in range(1, n)
+    )
     carried = "".join(f", {c}" for c in _carried(spec))
     flags = ", ".join(f"m{j}" for j in range(n))
     sig = " + ".join(f"(CASE WHEN m{j} THEN {1 << j} ELSE 0 END)" for j in range(n))
@@ -166,15 +174,22 @@ def copies_sql(spec: FunnelSpec, ev: str) -> str:
         FROM {ev}
     ),
     copies AS ({unions})
-    SELECT unit_id, bucket, eid, label, t{carried},
-        row_number() OVER (PARTITION BY unit_id, bucket ORDER BY t, label, sig, eid) AS pos
+    SELECT unit_id, bucket, eid, label, t{carried}{ranks}
     FROM copies
+    WINDOW walk AS (
+        PARTITION BY unit_id, bucket ORDER BY t, label, sig, eid
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    )
     """
 
 
 def _step_columns(spec: FunnelSpec, k: int, alias: str) -> list[tuple[str, str]]:
     """(target column, source expression) of step k's chain columns read from copy `alias`."""
-    cols = [(f"o{k}", f"{alias}.pos"), (f"e{k}", f"{alias}.eid"), (f"t{k}", f"{alias}.t")]
+    cols = [(f"e{k}", f"{alias}.eid"), (f"t{k}", f"{alias}.t")]
+    if k + 1 < spec.n:
+        cols.append((f"q{k}", f"{alias}.r{k + 1}"))
+    if k > 0:
+        cols.append((f"rk{k}", f"{alias}.r{k}"))
     if spec.mode == "strict":
         cols += [(f"c{k}", f"{alias}.cnt_t"), (f"d{k}", f"{alias}.nd_t")]
     cols += [
@@ -188,11 +203,11 @@ def _hops(spec: FunnelSpec, k: int) -> int:
     return sum(1 for i in range(k) if spec.steps[i].event == spec.steps[k].event)
 
 
-def _next_copy(cp: str, k: int, after: str) -> str:
-    """ASOF join to the first step-k copy of the same (unit, bucket) after position `after`."""
+def _next_copy(cp: str, k: int, rank: str) -> str:
+    """Join to the step-k copy of the same (unit, bucket) whose rank is `rank` + 1."""
     return (
-        f"ASOF LEFT JOIN (SELECT * FROM {cp} WHERE label = {k}) AS l "
-        f"ON a.unit_id = l.unit_id AND a.bucket = l.bucket AND {after} < l.pos"
+        f"LEFT JOIN {cp} AS l ON l.label = {k} AND l.unit_id = a.unit_id "
+        f"AND l.bucket = a.bucket AND l.r{k} = {rank} + 1"
     )
 
 
@@ -210,7 +225,7 @@ def chain_ctes(spec: FunnelSpec, cp: str, window: str = "?") -> Sql:
         used = ", ".join(f"e{i}" for i in range(k))
         sel = ", ".join(f"{src} AS {dst}" for dst, src in cols)
         ctes.append(
-            f"j{k}_0 AS (SELECT a.*, {sel} FROM s{k - 1} AS a {_next_copy(cp, k, f'a.o{k - 1}')})"
+            f"j{k}_0 AS (SELECT a.*, {sel} FROM s{k - 1} AS a {_next_copy(cp, k, f'a.q{k - 1}')})"
         )
         last = f"j{k}_0"
         for r in range(1, _hops(spec, k) + 1):
@@ -220,7 +235,7 @@ def chain_ctes(spec: FunnelSpec, cp: str, window: str = "?") -> Sql:
             ctes.append(
                 f"j{k}_{r} AS (SELECT a.* EXCLUDE (u, hop) REPLACE ({swap}) FROM "
                 f"(SELECT *, coalesce(e{k} IN ({used}), false) AS u, "
-                f"CASE WHEN e{k} IN ({used}) THEN o{k} END AS hop FROM {last}) AS a "
+                f"CASE WHEN e{k} IN ({used}) THEN rk{k} END AS hop FROM {last}) AS a "
                 f"{_next_copy(cp, k, 'a.hop')})"
             )
             last = f"j{k}_{r}"
