@@ -5,12 +5,13 @@ Pipeline (each stage a temporary table, dropped at the end):
 1. `ev`: the unit's events in the date range, one boolean per step (`m0..`), the
    breakdown bucket, and for strict mode / exclusions the time-based facts a chain needs
    (events at the same instant, the next distinct instant, the next excluded event).
-2. ordered/strict: `cp` holds one *copy* of an event per step it matches, in the order
-   (time, step, signature) that lets ties help the funnel, with a pointer from every copy
-   to the next copy of each step. An attempt starts at every step-1 copy; step k follows
-   the pointer, skipping (a bounded number of hops) events the attempt already used.
-   unordered: every step event anchors a window; for each distinct step definition the
-   first events at or after the anchor come from an ASOF join plus `lead()`.
+2. ordered/strict: `cp` holds one *copy* of an event per step it matches, in the walk
+   order (time, step, signature) that lets ties help the funnel, with running counts
+   `r{j}` of step-j copies. An attempt starts at every step-1 copy; step k is the step-k
+   copy ranked one after the previous step's count (a hash join), skipping (a bounded
+   number of hops) events the attempt already used.
+   unordered: every step event anchors a window; a step definition used once takes its
+   first event from a windowed `min`, one used r times from an ASOF join plus `lead()`.
 3. `best`: one row per (unit, bucket): the attempt that counts (furthest, then not
    excluded, then earliest completion, then latest start), with its step times.
 
