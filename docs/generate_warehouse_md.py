@@ -53,7 +53,6 @@ columns. Tables whose name starts with `int_` are intermediate steps kept for au
 number; start from the marts (`stage_funnel`, `journeys`, `constraint_stage`...).
 
 `tests/test_docs.py` fails when a warehouse table or column is missing from this page;
-regenerate the page with `.venv/bin/python docs/generate_warehouse_md.py`.
 regenerate it with `.venv/bin/python docs/generate_warehouse_md.py`.
 """
 
