@@ -22,6 +22,16 @@ the ones it computes):
   and not converted), in_progress otherwise.
 - time to next stage: entering k to entering k+1, Kaplan-Meier median and p90 with
   in-progress journeys censored at as_of and abandoned ones not at risk (ADR 0022).
+- observed entry: the touchpoint that entered k maps to k itself (always so in ordered
+  mode). The constraint's benchmarks and the drop-off drivers use observed entries and
+  segment values as known at entry, so nothing is judged by what came after (ADR 0023/0024).
+
+Tables (grain): touchpoints (event of a known customer), journeys (journey), stage_funnel
+(stage), stage_funnel_by_segment (dimension, value, stage), stage_sentiment (stage),
+abandonment_last_touchpoints (stage, source, event), unmapped_events (source, event),
+dropoff_drivers (stage, feature), stage_what_if (transition), constraint_stage (finding);
+helpers int_* and the config tables stage_definitions, stage_rules, stage_rule_conditions,
+segment_dimensions, emotion_event_kinds.
 """
 
 from __future__ import annotations

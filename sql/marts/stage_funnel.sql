@@ -8,6 +8,8 @@
 -- progress (stopped here, recent), conversion_rate with Wilson 95% bounds,
 -- abandonment_rate, Kaplan-Meier median / p90 time to the next stage with in-progress
 -- journeys censored. reached = converted + abandoned + in progress at non-final stages.
+-- observed_*: the same among journeys whose entry to the stage was a touchpoint of the
+-- stage itself (furthest mode counts skipped stages as passed): the constraint's basis.
 with
 
 all_journeys as (
