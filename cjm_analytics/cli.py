@@ -240,6 +240,7 @@ def demo(
 def serve(config: Path = ConfigOption) -> None:
     """Serve the nightly flow on the config's cron and time zone (needs `prefect server start`)."""
     from prefect.schedules import Cron
+    from prefect.settings import PREFECT_API_URL
 
     from cjm_analytics.config import load_config
     from pipelines.nightly import nightly
@@ -249,6 +250,12 @@ def serve(config: Path = ConfigOption) -> None:
     except CjmError as error:
         fail(error)
         return
+    if not PREFECT_API_URL.value():
+        console.print(
+            "[yellow]warning:[/] no Prefect server configured: schedules never fire on Prefect's "
+            "temporary server. Run `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (see README)."
+        )
     console.print(
         f"serving cjm-nightly on '{cfg.schedule.cron}' ({cfg.schedule.timezone}); Ctrl-C stops"
     )
