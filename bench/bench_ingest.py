@@ -49,11 +49,11 @@ def data_dir(size: str, seed: int = SEED) -> Path:
     return DATA_DIR / f"{size}-seed{seed}"
 
 
-def generate_base(out: str, customers: int, seed: int) -> dict[str, Any]:
+def generate_base(out: str, customers: int, seed: int, days: int = 120) -> dict[str, Any]:
     """Child: the synthetic company into `out` (raw/ + truth files)."""
     from cjm_analytics.synthetic import generate
 
-    summary = generate(Path(out), customers=customers, seed=seed)
+    summary = generate(Path(out), customers=customers, seed=seed, days=days)
     return {
         "customers": customers,
         "seed": seed,
