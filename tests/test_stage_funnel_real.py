@@ -25,6 +25,8 @@ LOGS = [
     "roadtraffic_100",
     "sepsis_cases",
     "receipt_wabo",
+    "olist_marketing_funnel",
+    "otto_sessions_sample",
 ]
 
 
