@@ -27,7 +27,7 @@ Rules in short (every one is worked through with examples in docs/funnels.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
@@ -76,23 +76,13 @@ def event_funnel(
     denominator is 0. Times are seconds from the previous step of the attempt that
     counted, over the units that reached the step (null for step 1).
     """
-    with _source(events, con) as (db, source, columns):
-        spec = _spec(
-            steps,
-            columns,
-            mode,
-            window_seconds,
-            exclusions,
-            breakdown,
-            breakdown_attribution,
-            breakdown_step,
-            unit,
-            date_from,
-            date_to,
-        )
-        with temp_names(db) as names:
-            _best(db, source, spec, names)
-            counts = _step_counts(db, spec, names)
+    options = {
+        "mode": mode, "window_seconds": window_seconds, "exclusions": exclusions,
+        "breakdown": breakdown, "breakdown_attribution": breakdown_attribution,
+        "breakdown_step": breakdown_step, "unit": unit, "date_from": date_from,
+        "date_to": date_to,
+    }  # fmt: skip
+    spec, counts = _run(events, con, steps, options, _step_counts)
     return _funnel_frame(spec, counts)
 
 
@@ -109,72 +99,98 @@ def funnel_units(
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> pl.DataFrame:
     """One row per unit that reached step 1 and was not excluded: `unit`, `furthest_step` (1-based)."""
-    with _source(events, con) as (db, source, columns):
-        spec = _spec(
-            steps,
-            columns,
-            mode,
-            window_seconds,
-            exclusions,
-            None,
-            "first_touch",
-            None,
-            unit,
-            date_from,
-            date_to,
-        )
-        with temp_names(db) as names:
-            _best(db, source, spec, names)
-            rel = db.sql(
-                f"SELECT unit_id AS unit, reached AS furthest_step FROM {names['best']} "
-                "WHERE NOT excluded ORDER BY unit"
-            )
-            frame = pl.from_arrow(rel.to_arrow_table())
-    assert isinstance(frame, pl.DataFrame)
+    options = {
+        "mode": mode, "window_seconds": window_seconds, "exclusions": exclusions,
+        "breakdown": None, "breakdown_attribution": "first_touch", "breakdown_step": None,
+        "unit": unit, "date_from": date_from, "date_to": date_to,
+    }  # fmt: skip
+    _, frame = _run(events, con, steps, options, _unit_rows)
     return frame.with_columns(pl.col("furthest_step").cast(pl.Int64))
 
 
-def _spec(steps, columns, mode, window_seconds, exclusions, breakdown, attribution,
-          breakdown_step, unit, date_from, date_to) -> FunnelSpec:  # fmt: skip
-    return build_spec(
-        steps, columns=columns, mode=mode, window_seconds=window_seconds,
-        exclusions=exclusions, breakdown=breakdown, breakdown_attribution=attribution,
-        breakdown_step=breakdown_step, unit=unit, date_from=date_from, date_to=date_to,
-    )  # fmt: skip
+def _run(
+    events: Any,
+    con: duckdb.DuckDBPyConnection | None,
+    steps: Sequence[Any],
+    options: dict[str, Any],
+    finish: Callable[[duckdb.DuckDBPyConnection, FunnelSpec, dict[str, str]], pl.DataFrame],
+) -> tuple[FunnelSpec, pl.DataFrame]:
+    """Validate against the input's columns, compute every unit's best attempt, then `finish`."""
+    with _Source(events, con) as src:
+        spec = build_spec(steps, columns=src.columns, **options)
+        db, source = src.open(spec)
+        with temp_names(db) as names:
+            _best(db, source, spec, names)
+            return spec, finish(db, spec, names)
 
 
-class _source:
-    """Context manager: (connection, source SQL name, column names) for any accepted input."""
+def _unit_rows(
+    db: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]
+) -> pl.DataFrame:
+    rel = db.sql(
+        f"SELECT unit_id AS unit, reached AS furthest_step FROM {names['best']} "
+        "WHERE NOT excluded ORDER BY unit"
+    )
+    return _frame(rel)
+
+
+def _frame(rel: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    frame = pl.from_arrow(rel.to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+class _Source:
+    """Any accepted input as a relation name in a DuckDB connection, reading only needed columns."""
 
     def __init__(self, events: Any, con: duckdb.DuckDBPyConnection | None) -> None:
         self.events, self.con = events, con
         self.owned: duckdb.DuckDBPyConnection | None = None
 
-    def __enter__(self) -> tuple[duckdb.DuckDBPyConnection, str, list[str]]:
+    def __enter__(self) -> _Source:
         events = self.events
         if isinstance(events, str):
             if self.con is None:
                 raise FunnelError(
                     f"events: a table name ({events!r}) needs con= (a DuckDB connection)"
                 )
-            columns = [r[0] for r in self.con.sql(f"DESCRIBE {quote(events)}").fetchall()]
-            return self.con, quote(events), columns
-        if isinstance(events, duckdb.DuckDBPyRelation):
-            events = events.to_arrow_table()
-        elif isinstance(events, pl.DataFrame):
-            events = events.to_arrow()
-        if not isinstance(events, pa.Table):
+            self.columns = [r[0] for r in self.con.sql(f"DESCRIBE {quote(events)}").fetchall()]
+        elif isinstance(events, duckdb.DuckDBPyRelation | pl.DataFrame):
+            self.columns = list(events.columns)
+        elif isinstance(events, pa.Table):
+            self.columns = list(events.column_names)
+        else:
             raise FunnelError(
                 "events: expected a polars DataFrame, a pyarrow Table, a DuckDB relation, "
-                f"or a table name with con=; got {type(self.events).__name__}"
+                f"or a table name with con=; got {type(events).__name__}"
             )
+        return self
+
+    def open(self, spec: FunnelSpec) -> tuple[duckdb.DuckDBPyConnection, str]:
+        events = self.events
+        if isinstance(events, str):
+            assert self.con is not None
+            return self.con, quote(events)
+        needed = [c for c in self.columns if c in _needed(spec)]
+        if isinstance(events, duckdb.DuckDBPyRelation):
+            events = events.select(*[quote(c) for c in needed]).to_arrow_table()
+        elif isinstance(events, pl.DataFrame):
+            events = events.select(needed).to_arrow()
+        else:
+            events = events.select(needed)
         owned = self.owned = warehouse.connect()
         owned.register(_SOURCE, events)
-        return owned, _SOURCE, list(events.column_names)
+        return owned, _SOURCE
 
     def __exit__(self, *exc: object) -> None:
         if self.owned is not None:
             self.owned.close()
+
+
+def _needed(spec: FunnelSpec) -> set[str]:
+    return {spec.unit, "event_at", "event_name", *spec.property_columns} | (
+        {spec.breakdown} if spec.breakdown else set()
+    )
 
 
 def _best(
@@ -217,9 +233,7 @@ def _step_counts(
         f"WITH counted AS (SELECT b.* REPLACE ({bucket} AS bucket) FROM {names['best']} AS b "
         f"{touch} WHERE NOT b.excluded) " + " UNION ALL ".join(parts)
     )
-    frame = pl.from_arrow(db.sql(sql).to_arrow_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return _frame(db.sql(sql))
 
 
 def _funnel_frame(spec: FunnelSpec, counts: pl.DataFrame) -> pl.DataFrame:
