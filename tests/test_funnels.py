@@ -448,3 +448,10 @@ def test_unordered_exclusion_spans_the_whole_funnel():
     events = log("u1: b@0 x@1 a@2; u2: x@0 b@0 a@1; u3: b@0 x@3")
     x = [{"event": "x", "from_step": 0, "to_step": 1}]
     assert units(events, ["a", "b"], mode="unordered", exclusions=x, window_seconds=10) == {"u2": 2}
+
+
+def test_an_infinite_window_means_no_window():
+    # a and b a year apart: inside an infinite window, outside a 14-day one
+    events = log("u1: a@0 b@31536000")
+    assert counts(events, ["a", "b"], window_seconds=float("inf")) == [1, 1]
+    assert counts(events, ["a", "b"]) == [1, 0]

@@ -18,6 +18,8 @@ ATTRIBUTIONS = ("first_touch", "last_touch", "all_events", "step")
 _STEP_KEYS = {"event", "where", "first_time"}
 _EXCLUSION_KEYS = {"event", "where", "from_step", "to_step"}
 _EPOCH = datetime(1970, 1, 1)
+#: A window this long (about 3,000 years) is "no window"; `float("inf")` means it too.
+_NO_WINDOW_SECONDS = 1e11
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def build_spec(
     spec = FunnelSpec(
         steps=matchers,
         mode=mode,
-        window_us=round(window_seconds * 1_000_000),
+        window_us=round(min(window_seconds, _NO_WINDOW_SECONDS) * 1_000_000),
         exclusions=xs,
         breakdown=breakdown,
         attribution=breakdown_attribution,
