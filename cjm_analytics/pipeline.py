@@ -275,9 +275,13 @@ def report_step(night: Night, facts: Facts) -> Facts:
 
 
 def publish_step(night: Night, facts: Facts) -> RunRecord:
-    """Add `runs`, save tonight's history, CHECKPOINT, close, and replace the published file."""
+    """Add the funnel macros and `runs`, save tonight's history, CHECKPOINT, close, and
+    replace the published file."""
+    from cjm_analytics.funnels import install_sql_macros
+
     record = _record(night, facts, status="succeeded")
     with _build(night) as con:
+        install_sql_macros(con)  # analysts' SQL funnels, stored in the published file
         history.install_runs(con, night.cfg.runs_dir, record)
         history.persist_night(con, night.cfg.runs_dir, night.run_id)
         con.execute("CHECKPOINT")

@@ -83,3 +83,11 @@ def test_each_night_has_its_report_and_models(nights: TinyNights) -> None:
 def test_as_of_is_the_given_night(nights: TinyNights) -> None:
     assert nights.second.record.as_of is not None and nights.first.record.as_of is not None
     assert (nights.second.record.as_of - nights.first.record.as_of).days == 7
+
+
+def test_published_warehouse_offers_the_funnel_macros_read_only(nights: TinyNights) -> None:
+    with warehouse.connection(nights.cfg.warehouse_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT * FROM cjm_funnel_ordered('touchpoints', ['page_view', 'product_view'], 86400.0)"
+        ).fetchall()
+    assert len(rows) == 2  # one row per step
