@@ -382,3 +382,36 @@ def test_property_edges_add_up_and_order_of_rows_does_not_matter(log: dict[str, 
             assert sum(count for _, count in variants) == len(log)
             results.append((edges, variants))
     assert results[0] == results[1]
+
+
+stage_paths = st.lists(
+    st.lists(st.sampled_from(["view", "cart", "buy"]), min_size=1, max_size=6),
+    min_size=1,
+    max_size=8,
+)
+extra_moves = st.lists(
+    st.sampled_from([("a", "c"), ("b", "a"), ("c", "b"), ("c", "a")]), unique=True, max_size=2
+)
+
+
+@settings(max_examples=20, deadline=None)
+@given(paths=stage_paths, extra=extra_moves)
+def test_property_sql_deviations_agree_with_token_replay(
+    paths: list[list[str]], extra: list[tuple[str, str]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # the SQL classification (no path deviation) and pm4py's replay (fitness 1) are two
+    # independent readings of the same designed map: they must agree on every variant
+    log = {
+        f"j{i}": [(event, minute, "web") for minute, event in enumerate(path)]
+        for i, path in enumerate(paths)
+    }
+    cfg = make_config([("a", "b"), ("b", "c"), *extra])
+    with warehouse.connection() as con:
+        load_log(con, log)
+        build_mining(con, cfg, tmp_path_factory.mktemp("prop"))
+        disagreements = rows(
+            con,
+            "select stage_path, is_fit, is_conforming_path from conformance_by_variant "
+            "where is_fit <> is_conforming_path",
+        )
+    assert disagreements == []
