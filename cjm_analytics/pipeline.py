@@ -13,7 +13,9 @@ failure handler or by the next run.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,6 +27,7 @@ import duckdb
 
 from cjm_analytics import changes, history, warehouse
 from cjm_analytics.config import JourneyConfig
+from cjm_analytics.errors import WarehouseError
 from cjm_analytics.history import RunRecord, utc_now
 
 #: The lake's state file (manifest, identity state): see cjm_analytics/ingest/lake.py.
@@ -69,6 +72,31 @@ def building_path(target: Path, run_id: str) -> Path:
     return target.with_name(f"{target.stem}.building-{run_id}{target.suffix}")
 
 
+_RUN_LOCKS: dict[str, int] = {}
+
+
+def _acquire_run_lock(target: Path, run_id: str) -> None:
+    """One run per warehouse at a time: an exclusive lock on `<warehouse>.lock`, held until
+    the run publishes or fails (the OS releases it if the process dies)."""
+    path = target.with_name(target.name + ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WarehouseError(
+            f"another nightly run is building {target} (it holds {path}); "
+            "wait for it to finish, or stop it first"
+        ) from None
+    _RUN_LOCKS[run_id] = fd
+
+
+def _release_run_lock(run_id: str) -> None:
+    fd = _RUN_LOCKS.pop(run_id, None)
+    if fd is not None:
+        os.close(fd)
+
+
 def _remove_stale_builds(target: Path) -> None:
     for stale in target.parent.glob(f"{target.stem}.building-*{target.suffix}*"):
         stale.unlink(missing_ok=True)
@@ -82,25 +110,40 @@ def start_night(
     run_id = history.new_run_id(started_at)
     target = cfg.warehouse_path
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds(target)
+    _acquire_run_lock(target, run_id)
+    try:
+        _remove_stale_builds(target)  # safe: no other run holds the lock
+        night = _prepare(cfg, run_id, started_at, as_of, full_rebuild)
+        history.save_run(cfg.runs_dir, _record(night, {}, status="running"))
+    except BaseException:
+        _release_run_lock(run_id)
+        raise
+    return night
+
+
+def _prepare(
+    cfg: JourneyConfig,
+    run_id: str,
+    started_at: datetime,
+    as_of: datetime | None,
+    full_rebuild: bool,
+) -> Night:
     lake_swap = None
     if full_rebuild:
         rebuilt = cfg.lake_dir.with_name(f"{cfg.lake_dir.name}.rebuild-{run_id}")
         lake_swap = (rebuilt, cfg.lake_dir)
         carry_identity_state(cfg.lake_dir / STATE_FILE, rebuilt / STATE_FILE)
         cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"lake": str(rebuilt)})})
-    night = Night(
+    return Night(
         cfg=cfg,
         run_id=run_id,
         started_at=started_at,
         as_of=as_of,
         is_full_rebuild=full_rebuild,
-        build_path=building_path(target, run_id),
+        build_path=building_path(cfg.warehouse_path, run_id),
         out_dir=history.run_dir(cfg.runs_dir, run_id),
         lake_swap=lake_swap,
     )
-    history.save_run(cfg.runs_dir, _record(night, {}, status="running"))
-    return night
 
 
 def carry_identity_state(old_state: Path, new_state: Path) -> list[str]:
@@ -290,6 +333,7 @@ def publish_step(night: Night, facts: Facts) -> RunRecord:
         _swap_lake(*night.lake_swap)
     record.ended_at = utc_now()
     history.save_run(night.cfg.runs_dir, record)
+    _release_run_lock(night.run_id)
     return record
 
 
@@ -314,6 +358,7 @@ def fail_night(night: Night, facts: Facts, step: str, error: BaseException) -> R
     if night.lake_swap is not None and night.lake_swap[0].exists():
         shutil.rmtree(night.lake_swap[0])
     history.save_run(night.cfg.runs_dir, record)
+    _release_run_lock(night.run_id)
     log.error("nightly run %s failed at %s: %s", night.run_id, step, record.error_message)
     return record
 

@@ -19,6 +19,7 @@ import pytest
 
 from cjm_analytics import pipeline, warehouse
 from cjm_analytics.config import JourneyConfig, parse_config
+from cjm_analytics.errors import WarehouseError
 from cjm_analytics.history import load_runs
 
 ANALYST = textwrap.dedent(
@@ -151,7 +152,8 @@ def test_failed_run_leaves_last_night_in_place(
         pipeline.run_night(cfg)
     assert cfg.warehouse_path.read_bytes() == before
     assert published_marker(cfg) == "night 1"
-    assert sorted(p.name for p in cfg.warehouse_path.parent.iterdir()) == ["cjm.duckdb"]
+    leftovers = sorted(p.name for p in cfg.warehouse_path.parent.iterdir())
+    assert leftovers == ["cjm.duckdb", "cjm.duckdb.lock"]  # no half-built file
     runs = load_runs(cfg.runs_dir)
     assert [(r.status, r.failed_step) for r in runs] == [("succeeded", None), ("failed", fail_at)]
     assert "planted failure" in (runs[-1].error_message or "")
@@ -197,3 +199,14 @@ def test_published_file_opens_with_duckdb_1_5_storage(
             "SELECT tags FROM duckdb_databases() WHERE path = ?", [str(cfg.warehouse_path)]
         ).fetchone()[0]  # type: ignore[index]
     assert tags["storage_version"] == "v1.5.0+"
+
+
+def test_one_run_at_a_time_per_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tiny_config(tmp_path)
+    fake_steps(monkeypatch, "night 1")
+    first = pipeline.start_night(cfg)
+    with pytest.raises(WarehouseError, match="another nightly run is building"):
+        pipeline.start_night(cfg)  # would otherwise delete the first run's half-built file
+    pipeline.fail_night(first, {}, "ingest", RuntimeError("stopped by the operator"))
+    result = pipeline.run_night(cfg)  # the lock is free again
+    assert result.succeeded
