@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 from funnel_reference import reference_funnel, reference_units
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cjm_analytics.funnels import event_funnel, funnel_units
@@ -77,17 +77,7 @@ def funnels(draw: Any) -> dict[str, Any]:
         )
         if kwargs["breakdown_attribution"] == "step":
             kwargs["breakdown_step"] = draw(st.integers(0, n - 1))
-    if mode == "unordered":
-        # documented limit: unordered steps whose definitions differ but can match the same
-        # event (a vs a where device=m, or the breakdown step) are not matched exactly.
-        b = kwargs.get("breakdown_step")
-        keys = {(_name(s), str(s), j == b) for j, s in enumerate(steps)}
-        assume(len(keys) == len({k[0] for k in keys}))
     return {"steps": steps, **kwargs}
-
-
-def _name(step: Any) -> str:
-    return step if isinstance(step, str) else step["event"]
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:

@@ -308,8 +308,68 @@ def _groups(spec: FunnelSpec) -> list[tuple[int, int]]:
     return [(js[0], len(js)) for js in seen.values()]
 
 
+def _overlapping(spec: FunnelSpec) -> bool:
+    """Do two different step definitions share an event name (so one event may fit both)?"""
+    names = [spec.steps[j].event for j, _ in _groups(spec)]
+    return len(names) != len(set(names))
+
+
 def unordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]) -> None:
     """`best` for unordered funnels: each step event anchors a window of distinct steps.
+
+    Step definitions that can match the same event go through the exact (slower) path.
+    """
+    if _overlapping(spec):
+        _unordered_matching(con, spec, names)
+    else:
+        _unordered_distinct(con, spec, names)
+
+
+def _unordered_matching(
+    con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]
+) -> None:
+    """Unordered with overlapping step definitions: steps are matched to distinct events.
+
+    Every anchor is paired with the events of its window. How many steps the events up to
+    time T can fill (the size of a largest matching of steps to events) is, by Hall's
+    theorem, the minimum over step subsets S of n - |S| + (events matching some step of
+    S); it is computed as running counts per subset. The k-th step is reached at the
+    first T where that number reaches k (greedy is optimal for this kind of matching).
+    """
+    n, ev = spec.n, names["ev"]
+    sig = " + ".join(f"(CASE WHEN m{j} THEN {1 << j} ELSE 0 END)" for j in range(n))
+    nx = "".join(f", a.nx{i} AS nx{i}_0" for i in range(len(spec.exclusions)))
+    keys = "unit_id, bucket, ta" + "".join(f", nx{i}_0" for i in range(len(spec.exclusions)))
+    bounds = [
+        f"{n - bin(mask).count('1')} + sum(CASE WHEN sig & {mask} <> 0 THEN 1 ELSE 0 END) OVER upto"
+        for mask in range(1, 1 << n)
+    ]
+    times = ", ".join(f"min(t) FILTER (WHERE matched >= {k + 1}) AS t{k}" for k in range(n))
+    excluded, xparams = _excluded(spec, "ta")
+    con.execute(
+        f"""CREATE TEMP TABLE {names["att"]} AS
+        WITH anchors AS (SELECT DISTINCT unit_id, bucket, t AS ta{"".join(f", nx{i}" for i in range(len(spec.exclusions)))} FROM {ev}),
+        pairs AS (
+            SELECT a.unit_id, a.bucket, a.ta{nx}, e.t, {sig.replace("m", "e.m")} AS sig
+            FROM anchors AS a JOIN {ev} AS e
+                ON e.unit_id = a.unit_id AND e.bucket = a.bucket AND e.t >= a.ta AND e.t <= a.ta + ?
+        ),
+        counted AS (
+            SELECT *, least({n}, {", ".join(bounds)}) AS matched FROM pairs
+            WINDOW upto AS (PARTITION BY unit_id, bucket, ta ORDER BY t
+                RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        ),
+        scored AS (SELECT {keys}, max(matched) AS reached, {times} FROM counted GROUP BY {keys})
+        SELECT *, {excluded} AS excluded FROM scored""",
+        [spec.window_us, *xparams],
+    )
+    con.execute(best_select(spec, names["att"], names["best"], "ta"))
+
+
+def _unordered_distinct(
+    con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]
+) -> None:
+    """Unordered where no event can fit two different step definitions.
 
     A step definition used once takes its first matching event at or after the anchor
     from one windowed `min` (one sort for all of them); one used r times (steps
