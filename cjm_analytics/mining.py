@@ -208,20 +208,41 @@ def discover_tree(variants: Variants, noise_threshold: float = 0.0) -> Any:
     return tree
 
 
+def window_counts(variants: Variants) -> tuple[Dfg, dict[tuple[str, str, str], int]]:
+    """Pairs two steps apart and consecutive triples, weighted by journeys.
+
+    The heuristics miner needs them to find length-two loops (a b a); from the variant
+    counts they are exact and cost one pass over the distinct variants only.
+    """
+    window_two: Counter[tuple[str, str]] = Counter()
+    triples: Counter[tuple[str, str, str]] = Counter()
+    for path, count in variants.items():
+        for first, middle, last in zip(path, path[1:], path[2:], strict=False):
+            window_two[(first, last)] += count
+            triples[(first, middle, last)] += count
+    return dict(window_two), dict(triples)
+
+
 def discover_heuristics(dfg: Dfg, variants: Variants, dependency_threshold: float = 0.5) -> Any:
-    """Heuristics net from the DFG; activity occurrences = incoming edges + journey starts."""
+    """Heuristics net from the DFG; activity occurrences = incoming edges + journey starts.
+
+    Equals `pm4py.discover_heuristics_net` on the whole log (same thresholds).
+    """
     from pm4py.algo.discovery.heuristics.variants import classic as heuristics
 
     starts, ends = endpoint_counts(variants)
     occurrences: Counter[str] = Counter(starts)
     for (_, target), count in dfg.items():
         occurrences[target] += count
+    window_two, triples = window_counts(variants)
     return heuristics.apply_heu_dfg(
         dfg,
         activities=sorted(occurrences),
         activities_occurrences=dict(occurrences),
         start_activities=starts,
         end_activities=ends,
+        dfg_window_2=window_two,
+        freq_triples=triples,
         parameters={"dependency_thresh": dependency_threshold},
     )
 

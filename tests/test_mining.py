@@ -19,7 +19,10 @@ from cjm_analytics.mining import (
     LOG_MODELS,
     build_mining,
     designed_net,
+    dfg_counts,
+    discover_heuristics,
     discover_tree,
+    heuristics_net_edges,
     load_designed_journey,
     mining_models,
     replay_variants,
@@ -415,3 +418,23 @@ def test_property_sql_deviations_agree_with_token_replay(
             "where is_fit <> is_conforming_path",
         )
     assert disagreements == []
+
+
+def test_heuristics_net_from_aggregates_equals_pm4py_on_the_log(mined: Any) -> None:
+    import pandas as pd
+    import pm4py
+
+    con, _ = mined
+    frame = pd.DataFrame(
+        con.execute(
+            "select journey_id, event_name, event_at from touchpoints order by journey_id, touchpoint_seq"
+        ).fetchall(),
+        columns=["case:concept:name", "concept:name", "time:timestamp"],
+    )
+    theirs = pm4py.discover_heuristics_net(frame, dependency_threshold=0.5)
+    ours = discover_heuristics(dfg_counts(con), variant_counts(con), 0.5)
+    assert heuristics_net_edges(ours, "event") == heuristics_net_edges(theirs, "event")
+    # j3 goes view cart view cart: a length-two loop between view and cart
+    loops = {name: dict(node.loop_length_two) for name, node in ours.nodes.items()}
+    assert loops == {name: dict(node.loop_length_two) for name, node in theirs.nodes.items()}
+    assert "cart" in loops["view"]

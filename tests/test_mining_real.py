@@ -120,3 +120,22 @@ def test_variants_equal_pm4py_and_reference(real_log: Any) -> None:
     assert len(ours) == reference["n_variants"]
     top = con.execute("select journey_count from variants order by variant_rank limit 5").fetchall()
     assert [n for (n,) in top] == reference["pm4py_top5_counts"]
+
+
+def test_heuristics_net_equals_pm4py(real_log: Any) -> None:
+    import pm4py
+
+    from cjm_analytics.mining import (
+        dfg_counts,
+        discover_heuristics,
+        heuristics_net_edges,
+        variant_counts,
+    )
+
+    con, frame, _ = real_log
+    theirs = pm4py.discover_heuristics_net(frame, dependency_threshold=0.5, **KEYS)
+    ours = discover_heuristics(dfg_counts(con), variant_counts(con), 0.5)
+    assert heuristics_net_edges(ours, "event") == heuristics_net_edges(theirs, "event")
+    assert {n: dict(node.loop_length_two) for n, node in ours.nodes.items()} == {
+        n: dict(node.loop_length_two) for n, node in theirs.nodes.items()
+    }
