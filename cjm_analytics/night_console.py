@@ -29,7 +29,8 @@ def _text(column: str, value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.1%}" if column.endswith(("_rate", "_share")) else f"{value:,.4g}"
+        is_share = column.endswith(("_rate", "_share", " rate", " share"))
+        return f"{value:.1%}" if is_share else f"{value:,.4g}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
@@ -53,7 +54,8 @@ def print_night(console: Console, warehouse_path: Path, report_path: Path | str 
         funnel = funnel_table(con)
         name = constraint_name(con)
     if funnel.height:
-        console.print(frame_table(funnel, title="Stage funnel"))
+        short = {c: c.removesuffix("_count").replace("_", " ") for c in funnel.columns}
+        console.print(frame_table(funnel.rename(short), title="Stage funnel"))
     console.print(f"[bold]Constraint:[/] {name or 'none computed'}")
     console.print(f"[bold]Warehouse:[/] {warehouse_path}")
     if report_path:
