@@ -288,6 +288,11 @@ class MiningSettings(_Strict):
         description="replay the most frequent stage variants covering this share of journeys",
     )
     conformance_max_variants: int = Field(default=20000, ge=1)
+    conformance_allow_late_entry: bool = Field(
+        default=False,
+        description="a journey first seen after the map's first stage is not a skip "
+        "(for sources whose early touchpoints are often unobserved)",
+    )
 
 
 class Pii(_Strict):

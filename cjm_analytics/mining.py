@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from cjm_analytics.config import JourneyConfig, MiningSettings
 from cjm_analytics.errors import MiningError
-from cjm_analytics.warehouse import SQL_DIR, Model, run_models
+from cjm_analytics.warehouse import SQL_DIR, Model, run_models, set_variables
 
 MINING_SQL_DIR = SQL_DIR / "mining"
 #: The SQL models over the touchpoints, in dependency order (file name = table name).
@@ -87,6 +87,7 @@ def build_mining(
     _require_tables(con, ("touchpoints", "journeys"))
     _require_event_names(con)
     load_designed_journey(con, cfg)
+    set_variables(con, {"mining_allow_late_entry": cfg.mining.conformance_allow_late_entry})
     tables = run_models(con, mining_models(LOG_MODELS))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -355,7 +356,7 @@ def designed_net(cfg: JourneyConfig) -> tuple[Any, Any, Any]:
     """Petri net of the designed journey: (net, initial marking, final marking).
 
     One visible transition per stage. A stage may start the journey when no designed
-    transition leads into it; a designed move a -> b is a silent transition from the place
+    transition leads into it (any stage, with `mining.conformance_allow_late_entry`); a designed move a -> b is a silent transition from the place
     after a to the place before b; every stage may end the journey (stopping early is
     abandonment, measured by the funnel, not a deviation from the map).
     """
@@ -377,6 +378,8 @@ def designed_net(cfg: JourneyConfig) -> tuple[Any, Any, Any]:
         petri_utils.add_arc_from_to(before[stage], visible, net)
         petri_utils.add_arc_from_to(visible, after[stage], net)
     entered = {target for _, target in cfg.designed_transitions}
+    if cfg.mining.conformance_allow_late_entry:
+        entered = set()
     silent_moves = [(source, before[s], f"enter_{s}") for s in cfg.stage_names if s not in entered]
     silent_moves += [(after[a], before[b], f"move_{a}_to_{b}") for a, b in cfg.designed_transitions]
     silent_moves += [(after[s], sink, f"leave_{s}") for s in cfg.stage_names]

@@ -47,7 +47,9 @@ LOG: dict[str, list[tuple[str, int, str]]] = {
 }
 
 
-def make_config(designed: list[tuple[str, str]] | None = None) -> JourneyConfig:
+def make_config(
+    designed: list[tuple[str, str]] | None = None, allow_late_entry: bool = False
+) -> JourneyConfig:
     data: dict[str, Any] = {
         "sources": {
             "web": {
@@ -66,6 +68,7 @@ def make_config(designed: list[tuple[str, str]] | None = None) -> JourneyConfig:
     }
     if designed is not None:
         data["designed_journey"] = {"transitions": [list(t) for t in designed]}
+    data["mining"] = {"conformance_allow_late_entry": allow_late_entry}
     return parse_config(data, Path("."))
 
 
@@ -287,6 +290,17 @@ def test_late_entry_skips_the_earlier_stages(tmp_path: Path) -> None:
         ) == [("skipped_stage", "c", "a"), ("skipped_stage", "c", "b")]
 
 
+def test_late_entry_allowed_by_setting(tmp_path: Path) -> None:
+    # with mining.conformance_allow_late_entry a journey may enter the map at any stage
+    with warehouse.connection() as con:
+        load_log(con, {"j1": [("cart", 0, "web"), ("buy", 5, "web")]})
+        build_mining(con, make_config(allow_late_entry=True), tmp_path)
+        assert rows(con, "select count(*) from deviations") == [(0,)]
+        assert rows(con, "select is_fit, trace_fitness from conformance_by_variant") == [
+            (True, 1.0)
+        ]
+
+
 def test_weighted_replay_equals_whole_log_fitness() -> None:
     import pandas as pd
     import pm4py
@@ -398,9 +412,12 @@ extra_moves = st.lists(
 
 
 @settings(max_examples=20, deadline=None)
-@given(paths=stage_paths, extra=extra_moves)
+@given(paths=stage_paths, extra=extra_moves, late=st.booleans())
 def test_property_sql_deviations_agree_with_token_replay(
-    paths: list[list[str]], extra: list[tuple[str, str]], tmp_path_factory: pytest.TempPathFactory
+    paths: list[list[str]],
+    extra: list[tuple[str, str]],
+    late: bool,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # the SQL classification (no path deviation) and pm4py's replay (fitness 1) are two
     # independent readings of the same designed map: they must agree on every variant
@@ -408,7 +425,7 @@ def test_property_sql_deviations_agree_with_token_replay(
         f"j{i}": [(event, minute, "web") for minute, event in enumerate(path)]
         for i, path in enumerate(paths)
     }
-    cfg = make_config([("a", "b"), ("b", "c"), *extra])
+    cfg = make_config([("a", "b"), ("b", "c"), *extra], allow_late_entry=late)
     with warehouse.connection() as con:
         load_log(con, log)
         build_mining(con, cfg, tmp_path_factory.mktemp("prop"))

@@ -1,6 +1,7 @@
 -- Where each stage variant leaves the designed journey (designed_transitions, stage order):
 --   skipped_stage          a forward move that is not designed, one row per stage jumped over
---                          (entering the map after its first stage skips the stages before);
+--                          (entering the map after its first stage skips the stages before,
+--                          unless mining.conformance_allow_late_entry);
 --   unexpected_transition  a forward move that is not designed but jumps over no stage;
 --   step_back              a move that is not designed to a stage earlier in the map;
 --   loop                   coming back, by a move that is not designed, to a stage already
@@ -24,6 +25,7 @@ designed_moves as (
 entry_stages as (
     select stage from designed_stages
     where stage not in (select to_stage from designed_transitions)
+        or coalesce(getvariable('mining_allow_late_entry'), false)
 ),
 
 visits as (
