@@ -57,6 +57,6 @@ def print_night(console: Console, warehouse_path: Path, report_path: Path | str 
         short = {c: c.removesuffix("_count").replace("_", " ") for c in funnel.columns}
         console.print(frame_table(funnel.rename(short), title="Stage funnel"))
     console.print(f"[bold]Constraint:[/] {name or 'none computed'}")
-    console.print(f"[bold]Warehouse:[/] {warehouse_path}")
+    console.print(f"[bold]Warehouse:[/] {warehouse_path}", soft_wrap=True)
     if report_path:
-        console.print(f"[bold]Report:[/] {report_path}")
+        console.print(f"[bold]Report:[/] {report_path}", soft_wrap=True)
