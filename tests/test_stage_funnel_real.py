@@ -44,7 +44,8 @@ def _load_log(con, folder: Path) -> None:
             NULL::VARCHAR AS utm_medium, NULL::VARCHAR AS utm_campaign, NULL::DOUBLE AS amount,
             NULL::DOUBLE AS csat_score, NULL::DOUBLE AS nps_score, NULL::VARCHAR AS outcome,
             NULL::JSON AS properties, 'events.csv.gz' AS source_file,
-            CAST(source_row AS BIGINT) AS source_row, CAST(customer_id AS VARCHAR) AS customer_id
+            CAST(source_row AS BIGINT) AS source_row, 0 AS source_event_seq,
+            CAST(customer_id AS VARCHAR) AS customer_id
         FROM read_csv(?, all_varchar = true, header = true)
         """,
         [str(folder / "events.csv.gz")],
