@@ -90,12 +90,13 @@ def _positions(frame: pl.DataFrame) -> dict[str, float]:
 def process_map_figure(frame: pl.DataFrame) -> go.Figure:
     """Stages on a line in journey order; forward edges arc above, backward edges below.
 
-    Line width grows with the edge count; each edge's midpoint shows count and median time.
+    Line width grows with the edge count; the main edges are labelled "count · median time",
+    every edge shows both on hover.
     """
     pos = _positions(frame)
     fig = go.Figure()
     widest = max(int(frame["transition_count"].max() or 1), 1)  # type: ignore[arg-type]
-    mid_x, mid_y, mid_text = [], [], []
+    mid_x, mid_y, mid_text, mid_label = [], [], [], []
     for row in frame.iter_rows(named=True):
         x0, x1 = pos[row["from_stage"]], pos[row["to_stage"]]
         if x0 == x1:
@@ -111,11 +112,17 @@ def process_map_figure(frame: pl.DataFrame) -> go.Figure:
             f"{row['from_stage']} → {row['to_stage']}: {row['transition_count']:,} "
             f"(median {format_seconds(row['median_duration_seconds'])})"
         )
+        is_major = row["transition_count"] >= 0.05 * widest  # label the main edges only
+        median = format_seconds(row["median_duration_seconds"])
+        mid_label.append(f"{row['transition_count']:,} · {median}" if is_major else "")
     fig.add_trace(
         go.Scatter(
             x=mid_x,
             y=mid_y,
-            mode="markers",
+            mode="markers+text",
+            text=mid_label,
+            textposition="top center",
+            textfont={"size": 10},
             marker={"size": 6, "color": "grey"},
             hovertext=mid_text,
             hoverinfo="text",
@@ -134,7 +141,7 @@ def process_map_figure(frame: pl.DataFrame) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="Process map: stage to stage (blue forward, red back; hover an edge for count and time)",
+        title="Process map: stage to stage (blue forward, red back; labels: journeys · median time)",
         height=520,
         showlegend=False,
         xaxis={"visible": False},
