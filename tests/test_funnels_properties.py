@@ -70,6 +70,9 @@ def funnels(draw: Any) -> dict[str, Any]:
             else sorted(draw(st.sets(st.integers(0, n - 1), min_size=2, max_size=2)))
         )
         kwargs["exclusions"] = [{"event": "z", "from_step": lo, "to_step": hi}]
+    if draw(st.integers(0, 3)) == 0:
+        kwargs["date_from"] = T0 + timedelta(seconds=draw(st.integers(0, 4)))
+        kwargs["date_to"] = T0 + timedelta(seconds=draw(st.integers(4, 8)))
     if draw(st.booleans()):
         kwargs["breakdown"] = "device"
         kwargs["breakdown_attribution"] = draw(
