@@ -166,9 +166,14 @@ def copies_sql(spec: FunnelSpec, ev: str) -> str:
     carried = "".join(f", {c}" for c in _carried(spec))
     flags = ", ".join(f"m{j}" for j in range(n))
     sig = " + ".join(f"(CASE WHEN m{j} THEN {1 << j} ELSE 0 END)" for j in range(n))
-    unions = " UNION ALL ".join(
-        f"SELECT * EXCLUDE ({flags}), {j} AS label FROM ided WHERE m{j}" for j in range(n)
-    )
+    if len({step.event for step in spec.steps}) == n:
+        # distinct event names: an event matches at most one step, one copy is the event
+        label = " ".join(f"WHEN m{j} THEN {j}" for j in range(n))
+        unions = f"SELECT * EXCLUDE ({flags}), CASE {label} END AS label FROM ided"
+    else:
+        unions = " UNION ALL ".join(
+            f"SELECT * EXCLUDE ({flags}), {j} AS label FROM ided WHERE m{j}" for j in range(n)
+        )
     return f"""
     WITH ided AS (
         SELECT unit_id, bucket, t{carried}, {flags}, {sig} AS sig, row_number() OVER () AS eid
