@@ -100,6 +100,9 @@ class Condition(_Strict):
     column: str
     equals: str | None = None
     in_: list[str] | None = Field(default=None, alias="in")
+    not_in: list[str] | None = Field(
+        default=None, description="the value is present and none of these (e.g. a zero time)"
+    )
     is_null: bool | None = None
 
 
@@ -107,7 +110,11 @@ class WideEvent(_Strict):
     """One event taken from a wide record: a row with several timestamps becomes several events."""
 
     name: str = Field(min_length=1)
-    at: str = Field(min_length=1, description="the source column holding this event's time")
+    at: str | list[str] = Field(
+        min_length=1,
+        description="the source column holding this event's time, or columns joined with a "
+        "space (a date column and a time-of-day column)",
+    )
     when: list[Condition] = Field(default_factory=list)
     properties: dict[CanonicalField, str] = Field(
         default_factory=dict, description="canonical field -> source column, for this event only"
@@ -125,17 +132,41 @@ class SourceConfig(_Strict):
         default=None,
         description="IANA zone for naive timestamps; without it naive timestamps are rejected",
     )
-    timestamp_format: str | None = Field(default=None, description="strptime format, optional")
+    timestamp_format: str | None = Field(
+        default=None,
+        description="strptime format, or epoch_s / epoch_ms for Unix seconds / milliseconds (UTC)",
+    )
     join: JoinSpec | None = None
     columns: dict[CanonicalField, str | list[str]] = Field(default_factory=dict)
     event_name_separator: str = " / "
-    identifiers: dict[IdentifierKind, str] = Field(default_factory=dict)
+    identifiers: dict[IdentifierKind, str | list[str]] = Field(
+        default_factory=dict,
+        description="kind -> column, or columns whose values joined by `identifier_separator` "
+        "make the identifier (NULL when one of them is empty)",
+    )
+    identifier_separator: str = "|"
     properties: list[str] = Field(default_factory=list, description="extra columns kept as JSON")
     events: list[WideEvent] = Field(
         default_factory=list, description="wide records: one row becomes several events"
     )
     not_before: str | None = Field(
         default=None, description="ISO date; events earlier than this are rejected"
+    )
+    explode: str | None = Field(
+        default=None,
+        description="JSON lines: a key holding a list of objects; each element becomes a row "
+        "with the line's other keys (element keys win), mapped by key name (ADR 0064)",
+    )
+    record_order: Literal["by_time", "as_listed"] = Field(
+        default="by_time",
+        description="as_listed: the events one row gives (wide `events`, `explode` elements) "
+        "happen in their listed order; a time earlier than the row's previous event is raised "
+        "to it (ADR 0063)",
+    )
+    day_wraps: bool = Field(
+        default=False,
+        description="times are a time of day on the row's date: an event more than 12 hours "
+        "before the row's previous event is on the next day (a call crossing midnight)",
     )
 
     @field_validator("timezone")
@@ -151,6 +182,8 @@ class SourceConfig(_Strict):
 
     @model_validator(mode="after")
     def _has_time_and_name(self) -> SourceConfig:
+        if self.explode is not None and self.format != "jsonl":
+            raise ValueError("explode: only for format jsonl (a key holding a list of objects)")
         if self.events:
             return self
         if self.format != "xes":

@@ -37,6 +37,10 @@ LAKE_EVENT_COLUMNS: dict[str, str] = {
     # lineage
     "source_file": "VARCHAR",
     "source_row": "BIGINT",  # 1-based data row in the source file
+    # the event's place among the events one row gives, in the order the config lists them
+    # (1, 2, ... for wide records and list elements; 0 for a row that is one event); breaks
+    # ties after source_row (ADR 0063)
+    "source_event_seq": "INTEGER",
 }
 
 #: identifier kind (journey.yaml) -> event column holding it.
@@ -59,7 +63,7 @@ TOUCHPOINT_COLUMNS: dict[str, str] = {
     "event_id": "VARCHAR",
     "customer_id": "VARCHAR",
     "journey_id": "VARCHAR",
-    "touchpoint_seq": "BIGINT",  # 1-based position inside the journey (event_at, source, source_row)
+    "touchpoint_seq": "BIGINT",  # 1-based position inside the journey (event_at, source, source_row, source_event_seq)
     "source": "VARCHAR",
     "event_name": "VARCHAR",
     "event_at": "TIMESTAMP",

@@ -61,7 +61,7 @@ TEXT = {
     "stg_events": (
         "ingest",
         "`cjm_analytics.ingest.load_lake` (from the lake's Parquet files)",
-        "Grain: one row per event in the lake. Key: (source, event_id).\nThe normalized source events of every loaded file (schema `LAKE_EVENT_COLUMNS`): `event_at` in UTC, emails and phones only as salted hashes (`email_hash`, `phone_hash`), the source's extra columns as JSON in `properties`, and the lineage `source_file` / `source_row` (1-based data row).",
+        "Grain: one row per event in the lake. Key: (source, event_id).\nThe normalized source events of every loaded file (schema `LAKE_EVENT_COLUMNS`): `event_at` in UTC, emails and phones only as salted hashes (`email_hash`, `phone_hash`), the source's extra columns as JSON in `properties`, and the lineage `source_file` / `source_row` (1-based data row) / `source_event_seq` (the event's place among the events of its row in their listed order: 1, 2, ... for wide records and exploded lists, 0 when the row is one event; it breaks ties after `source_row`, ADR 0063).",
     ),
     "ingest_files": (
         "ingest",

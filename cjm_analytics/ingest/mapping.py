@@ -34,7 +34,7 @@ class EventSpec:
 
     name_columns: tuple[str, ...]  # joined with the separator; empty when `constant_name`
     constant_name: str | None
-    at_column: str
+    at_columns: tuple[str, ...]  # joined with a space (a date column and a time-of-day column)
     fields: dict[str, str] = field(default_factory=dict)  # canonical field -> source column
     when: tuple[Condition, ...] = ()
     id_suffix: bool = False  # event id = <row id>:<event name>
@@ -47,9 +47,11 @@ def event_specs(source: SourceConfig) -> list[EventSpec]:
     if not source.events:
         name = source.columns.get("event_name", "activity")
         name_columns = (name,) if isinstance(name, str) else tuple(name)
-        at = source.columns.get("event_at", "timestamp")
-        assert isinstance(at, str)
-        return [EventSpec(name_columns, None, at, fields)]
+        return [
+            EventSpec(
+                name_columns, None, columns_of(source.columns.get("event_at", "timestamp")), fields
+            )
+        ]
     id_columns = [_merged(fields, e.properties).get("event_id") for e in source.events]
     shared = {c for c in id_columns if c is not None and id_columns.count(c) > 1}
     specs = []
@@ -58,13 +60,18 @@ def event_specs(source: SourceConfig) -> list[EventSpec]:
             EventSpec(
                 name_columns=(),
                 constant_name=event.name,
-                at_column=event.at,
+                at_columns=columns_of(event.at),
                 fields=_merged(fields, event.properties),
                 when=tuple(event.when),
                 id_suffix=id_column in shared,
             )
         )
     return specs
+
+
+def columns_of(value: str | list[str]) -> tuple[str, ...]:
+    """A mapping value as a tuple of source columns (one column, or columns joined)."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _merged(base: dict[str, str], extra: Mapping[Any, str]) -> dict[str, str]:
@@ -75,13 +82,15 @@ def needed_columns(source: SourceConfig) -> list[str]:
     """Every source column the mapping reads, in a stable order (for JSON and Parquet)."""
     found: list[str] = []
     for spec in event_specs(source):
-        found += [*spec.name_columns, spec.at_column, *spec.fields.values()]
+        found += [*spec.name_columns, *spec.at_columns, *spec.fields.values()]
         found += [c.column for c in spec.when]
-    found += list(source.identifiers.values()) + list(source.properties)
+    for value in source.identifiers.values():
+        found += columns_of(value)
+    found += list(source.properties)
     if source.join is not None:
         found += list(source.join.on)
     return list(dict.fromkeys(found))
 
 
 def time_columns(source: SourceConfig) -> set[str]:
-    return {spec.at_column for spec in event_specs(source)}
+    return {column for spec in event_specs(source) for column in spec.at_columns}

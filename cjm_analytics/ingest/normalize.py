@@ -29,6 +29,7 @@ from cjm_analytics.ingest.mapping import (
     NUMERIC_FIELDS,
     TEXT_FIELDS,
     EventSpec,
+    columns_of,
     event_specs,
     needed_columns,
 )
@@ -37,6 +38,8 @@ from cjm_analytics.schema import IDENTIFIER_COLUMNS, LAKE_EVENT_COLUMNS
 
 MAX_VALUE_CHARS = 10_000
 OFFSET_PATTERN = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|UTC|[+-]\d{2}(:?\d{2})?)$"
+#: timestamp_format values for Unix times (UTC): decimal digits kept below the unit
+EPOCH_DIGITS = {"epoch_s": 6, "epoch_ms": 3}
 ISO_HINT = "ISO 8601 such as 2024-03-01T10:00:00+01:00 or 2024-03-01 10:00:00"
 
 
@@ -95,12 +98,26 @@ def _context_params(cfg: SourceConfig, ctx: FileContext) -> dict[str, Any]:
         "salt": ctx.salt,
         "country_code": ctx.country_code,
         "sep": cfg.event_name_separator,
+        "id_sep": cfg.identifier_separator,
         "max_chars": MAX_VALUE_CHARS,
     }
 
 
 def _text(column: str | None, raw: RawFile) -> str:
     return "NULL::VARCHAR" if column is None else f"nullif(trim({raw.columns[column]}), '')"
+
+
+def _joined(columns: tuple[str, ...], raw: RawFile, separator_sql: str) -> str:
+    """Several columns as one text, NULL when one of them is empty (`||` keeps NULL)."""
+    return f" || {separator_sql} || ".join(_text(c, raw) for c in columns)
+
+
+def _seq_sql(i: int, n_specs: int, cfg: SourceConfig, raw: RawFile) -> str:
+    """source_event_seq: 0 for a row that is one event; else the event's 1-based place
+    among the row's events (list element first, then the event's place in `events:`)."""
+    if not cfg.events and raw.element_sql is None:
+        return "0"
+    return f"(({raw.element_sql or '1'}) - 1) * {n_specs} + {i + 1}"
 
 
 def _mapped_select(
@@ -126,14 +143,18 @@ def _mapped_select(
     else:
         id_sql = _derived_id_sql(raw) + (f" || ':' || ${p}name" if n_specs > 1 else "")
     params.update(
-        {p + "id_col": id_column, p + "name_col": name_column, p + "at_col": spec.at_column}
+        {
+            p + "id_col": id_column,
+            p + "name_col": name_column,
+            p + "at_col": " + ".join(spec.at_columns),
+        }
     )
     cols = [
         f"{i} AS spec_index",
         f"{id_sql} AS event_id",
         f"{id_column is not None} AS has_id_column",
         f"{name_sql} AS event_name",
-        f"{_text(spec.at_column, raw)} AS at_text",
+        _joined(spec.at_columns, raw, "' '") + " AS at_text",
         f"${p}id_col AS id_column",
         f"${p}name_col AS name_column",
         f"${p}at_col AS at_column",
@@ -146,12 +167,12 @@ def _mapped_select(
             f"${p}{name}_col AS {name}_column",
         ]
     for kind, column in IDENTIFIER_COLUMNS.items():
-        source_column = cfg.identifiers.get(kind)  # type: ignore[call-overload]
-        params[f"{p}{kind}_col"] = source_column
-        cols += [
-            f"{_text(source_column, raw)} AS {kind}_text",
-            f"${p}{kind}_col AS {column}_column",
-        ]
+        source_columns = columns_of(cfg.identifiers.get(kind) or [])  # type: ignore[call-overload]
+        params[f"{p}{kind}_col"] = " + ".join(source_columns) or None
+        value = _joined(source_columns, raw, "$id_sep") if source_columns else "NULL::VARCHAR"
+        cols += [f"{value} AS {kind}_text", f"${p}{kind}_col AS {column}_column"]
+    cols.append(f"{_seq_sql(i, n_specs, cfg, raw)} AS source_event_seq")
+    cols.append(f"{raw.element_sql or 'NULL'} AS list_element")
     cols.append(f"{_properties_sql(cfg, raw, params)} AS properties")
     where = (
         " AND ".join(_condition_sql(c, raw, params, f"{p}w{k}") for k, c in enumerate(spec.when))
@@ -166,8 +187,11 @@ def _derived_id_sql(raw: RawFile) -> str:
     purpose (the same activity twice in one second), so copies are events; the first copy's
     id is the plain hash, so a record delivered again in a later file is still recognized."""
     digest = f"left(sha256({raw.raw_line_sql}), 24)"
-    copy = f"row_number() OVER (PARTITION BY {digest} ORDER BY source_row)"
-    return f"'h' || {digest} || CASE WHEN {copy} > 1 THEN '.' || {copy} ELSE '' END"
+    element = f", {raw.element_sql}" if raw.element_sql else ""
+    copy = f"row_number() OVER (PARTITION BY {digest}{element} ORDER BY source_row)"
+    plain = f"'h' || {digest} || CASE WHEN {copy} > 1 THEN '.' || {copy} ELSE '' END"
+    # a list element: the line's id and the element's 1-based place in the list
+    return plain + (f" || ':' || {raw.element_sql}" if raw.element_sql else "")
 
 
 def _properties_sql(cfg: SourceConfig, raw: RawFile, params: dict[str, Any]) -> str:
@@ -188,6 +212,9 @@ def _condition_sql(cond: Condition, raw: RawFile, params: dict[str, Any], key: s
     if cond.in_ is not None:
         params[key] = list(cond.in_)
         return f"list_contains(${key}, {column})"
+    if cond.not_in is not None:
+        params[key] = list(cond.not_in)
+        return f"({column} IS NOT NULL AND NOT list_contains(${key}, {column}))"
     if cond.is_null is False:
         return f"({column} IS NOT NULL)"
     return f"({column} IS NULL)" if cond.is_null else f"({column} IS NOT NULL)"
@@ -195,6 +222,10 @@ def _condition_sql(cond: Condition, raw: RawFile, params: dict[str, Any], key: s
 
 def _time_sql(cfg: SourceConfig) -> tuple[str, str, str]:
     """(has_offset, aware_at TIMESTAMPTZ, naive_at TIMESTAMP) SQL over `at_text`."""
+    if cfg.timestamp_format in EPOCH_DIGITS:
+        digits = EPOCH_DIGITS[cfg.timestamp_format]
+        micros = f"try(CAST(try_cast(at_text AS DECIMAL(38, {digits})) * {10**digits} AS BIGINT))"
+        return "true", f"timezone('UTC', try(make_timestamp({micros})))", "NULL::TIMESTAMP"
     if cfg.timestamp_format and "%z" in cfg.timestamp_format:
         return "true", "try_strptime(at_text, $ts_format)", "NULL::TIMESTAMP"
     if cfg.timestamp_format:
@@ -308,35 +339,63 @@ timed AS (
             AS is_nonexistent_local
     FROM parsed
 ),
+ordered AS (
+    {_record_order_sql(cfg)}
+),
+reasoned AS (
+    SELECT *, {reason} AS reason, {column} AS column_name FROM ordered
+),
 final AS (
-    SELECT *, {reason} AS reason, {column} AS column_name FROM timed
+    SELECT * REPLACE (CASE WHEN list_element IS NOT NULL AND reason IS NOT NULL
+        THEN 'list element ' || list_element || ': ' || reason ELSE reason END AS reason)
+    FROM reasoned
 )
 SELECT * FROM final
 """
+
+
+def _record_order_sql(cfg: SourceConfig) -> str:
+    """SELECT over `timed` with event_at adjusted along each row's events (source_event_seq):
+    `day_wraps` adds a day each time a time falls more than 12 hours below the previous
+    event's (as recorded); `record_order: as_listed` raises a time to the latest before it."""
+    row_order = "PARTITION BY source_row ORDER BY source_event_seq"
+    sql = "SELECT * FROM timed"
+    if cfg.day_wraps:
+        previous = f"lag(event_at IGNORE NULLS) OVER ({row_order})"
+        wrap = f"CASE WHEN {previous} - event_at > INTERVAL 12 HOUR THEN 1 ELSE 0 END AS wrap"
+        sql = f"SELECT *, {wrap} FROM ({sql})"
+        days = f"sum(wrap) OVER ({row_order} ROWS UNBOUNDED PRECEDING)"
+        sql = f"SELECT *, CAST({days} AS INTEGER) AS wraps FROM ({sql})"
+        sql = f"SELECT * EXCLUDE (wrap, wraps) REPLACE (event_at + to_days(wraps) AS event_at) FROM ({sql})"
+    if cfg.record_order == "as_listed":
+        latest = f"max(event_at) OVER ({row_order} ROWS UNBOUNDED PRECEDING)"
+        sql = f"SELECT * REPLACE ({latest} AS event_at) FROM ({sql})"
+    return sql
 
 
 def _row_rejects_sql() -> str:
     """Each failing row once, first reason first; then duplicates among the rows that pass."""
     return """
 CREATE OR REPLACE TEMP TABLE row_rejects AS
-SELECT source_row, arg_min(column_name, spec_index) AS column_name, arg_min(reason, spec_index) AS reason
+SELECT source_row, arg_min(column_name, source_event_seq) AS column_name,
+    arg_min(reason, source_event_seq) AS reason
 FROM checked WHERE reason IS NOT NULL GROUP BY source_row
 UNION ALL
-SELECT r.source_row, NULL, 'no event: none of the events listed for this source matched the row'
+SELECT DISTINCT r.source_row, NULL, 'no event: none of the events listed for this source matched the row'
 FROM raw_rows r ANTI JOIN checked c ON c.source_row = r.source_row;
 CREATE OR REPLACE TEMP TABLE candidates AS
 SELECT c.* FROM checked c ANTI JOIN row_rejects f ON f.source_row = c.source_row;
 INSERT INTO row_rejects
-SELECT source_row, arg_min(column_name, spec_index), arg_min(reason, spec_index) FROM (
-    SELECT source_row, spec_index, id_column AS column_name,
+SELECT source_row, arg_min(column_name, source_event_seq), arg_min(reason, source_event_seq) FROM (
+    SELECT source_row, source_event_seq, id_column AS column_name,
         'duplicate event id ' || event_id || ' in this file (first at row ' || first_row || ')' AS reason
     FROM (
         SELECT *, min(source_row) OVER (PARTITION BY event_id) AS first_row,
-            row_number() OVER (PARTITION BY event_id ORDER BY source_row, spec_index) AS copy_number
+            row_number() OVER (PARTITION BY event_id ORDER BY source_row, source_event_seq) AS copy_number
         FROM candidates
     ) WHERE copy_number > 1
     UNION ALL
-    SELECT c.source_row, c.spec_index, c.id_column,
+    SELECT c.source_row, c.source_event_seq, c.id_column,
         'duplicate event id ' || c.event_id || ': already loaded from ' || l.source_file
     FROM candidates c JOIN loaded_event_ids l ON l.source = $source AND l.event_id = c.event_id
 ) GROUP BY source_row;
@@ -361,6 +420,7 @@ def _events_sql() -> str:
         "properties": "properties",
         "source_file": "$source_file",
         "source_row": "source_row",
+        "source_event_seq": "CAST(source_event_seq AS INTEGER)",
     }
     expressions.update(identifiers)
     selected = [f"{expressions[name]} AS {name}" for name in LAKE_EVENT_COLUMNS]

@@ -26,6 +26,9 @@ class RawFile:
     columns: dict[str, str]  # source column name -> generated column in raw_rows
     raw_line_sql: str  # SQL expression over raw_rows giving the record as text
     params: dict[str, object] = field(default_factory=dict)  # named parameters of raw_line_sql
+    #: SQL over raw_rows giving the 1-based list element of an exploded row (several raw rows
+    #: then share one source_row, and raw_line_sql shows the whole record); None otherwise
+    element_sql: str | None = None
 
 
 def create_read_rejects(con: duckdb.DuckDBPyConnection) -> None:

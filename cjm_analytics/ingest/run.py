@@ -147,11 +147,11 @@ def read_source_file(
 ) -> RawFile:
     """Dispatch to the reader of the source's format; applies `join` when configured."""
     if source.join is None:
-        return _read_format(con, path, source.format, source, source.csv)
+        return _read_format(con, path, source.format, source, source.csv, source.explode)
     join_path = cfg.resolve(source.join.path)
     join_raw = _read_format(con, join_path, source.join.format, source, source.join.csv)
     _keep_join_rows(con, join_path)
-    raw = _read_format(con, path, source.format, source, source.csv)
+    raw = _read_format(con, path, source.format, source, source.csv, source.explode)
     return _apply_join(con, raw, join_raw.columns, source)
 
 
@@ -161,6 +161,7 @@ def _read_format(
     format_: str,
     source: SourceConfig,
     dialect: CsvDialect,
+    explode: str | None = None,
 ) -> RawFile:
     if not path.is_file():
         raise IngestError(f"{path}: file not found")
@@ -174,7 +175,7 @@ def _read_format(
             )
         return raw
     if format_ == "jsonl":
-        return read_jsonl_file(con, path, needed_columns(source))
+        return read_jsonl_file(con, path, needed_columns(source), explode)
     if format_ == "parquet":
         return read_parquet_file(con, path, time_columns(source), needed_columns(source))
     return read_xes_file(con, path, time_columns(source))
@@ -231,7 +232,7 @@ def _apply_join(
     for source_name, generated in join_names.items():
         if source_name not in keys:
             columns[source_name] = renamed[join_columns.index(generated)]
-    return RawFile(columns, main.raw_line_sql, main.params)
+    return RawFile(columns, main.raw_line_sql, main.params, main.element_sql)
 
 
 def _commit_empty(
@@ -266,7 +267,7 @@ def _record(
 def _commit(
     con: duckdb.DuckDBPyConnection, cfg: JourneyConfig, raw: RawFile, ctx: FileContext, sha: str
 ) -> FileResult:
-    raw_count = _count(con, "SELECT count(*) FROM raw_rows")
+    raw_count = _count(con, "SELECT count(DISTINCT source_row) FROM raw_rows")
     read_rejected = _count(con, "SELECT count(*) FROM read_rejects")
     row_rejected = _count(con, "SELECT count(*) FROM row_rejects")
     loaded = _count(con, "SELECT count(DISTINCT source_row) FROM file_events")
@@ -317,7 +318,8 @@ def _collect_rejects(con: duckdb.DuckDBPyConnection, raw: RawFile, ctx: FileCont
         "SELECT source_row, column_name, reason, raw_line, [] AS pii_values FROM read_rejects "
         "UNION ALL "
         f"SELECT f.source_row, f.column_name, f.reason, {raw.raw_line_sql} AS raw_line, "
-        "coalesce(p.pii_values, []) FROM row_rejects f JOIN raw_rows USING (source_row) "
+        "coalesce(p.pii_values, []) FROM row_rejects f "
+        "JOIN (SELECT DISTINCT ON (source_row) * FROM raw_rows) USING (source_row) "
         "LEFT JOIN (SELECT source_row, list_distinct(list(email_text) || list(phone_text)) AS pii_values "
         "FROM checked GROUP BY source_row) p USING (source_row) ORDER BY 1",
         raw.params,

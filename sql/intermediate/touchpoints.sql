@@ -5,8 +5,9 @@
 -- Key: touchpoint_id (= source || ':' || event_id); also (journey_id, touchpoint_seq).
 --
 -- Definitions:
---   order of a customer's events: event_at, then source, source_file, source_row, event_id
---     (source_row breaks ties between events at the same instant);
+--   order of a customer's events: event_at, then source, source_file, source_row,
+--     source_event_seq, event_id (source_row breaks ties between events at the same instant,
+--     source_event_seq between the events one row gives, in their listed order: ADR 0063);
 --   journey: a new journey starts at a customer's first event and at every event that
 --     follows the previous one by more than getvariable('journey_inactivity_seconds');
 --   journey_number: 1 for the customer's first journey in the data, 2 for the next...;
@@ -48,7 +49,7 @@ with_gaps as (
         *,
         lag(event_at) over (
             partition by customer_id
-            order by event_at, source, source_file, source_row, event_id
+            order by event_at, source, source_file, source_row, source_event_seq, event_id
         ) as previous_event_at
     from mapped
 ),
@@ -70,7 +71,7 @@ numbered as (
         *,
         sum(is_journey_start) over (
             partition by customer_id
-            order by event_at, source, source_file, source_row, event_id
+            order by event_at, source, source_file, source_row, source_event_seq, event_id
             rows between unbounded preceding and current row
         ) as journey_number
     from journey_starts
@@ -87,7 +88,7 @@ sequenced as (
     from numbered
     window journey_order as (
         partition by customer_id, journey_number
-        order by event_at, source, source_file, source_row, event_id
+        order by event_at, source, source_file, source_row, source_event_seq, event_id
     )
 ),
 
@@ -120,7 +121,8 @@ final as (
         sequenced.outcome,
         sequenced.properties,
         sequenced.source_file,
-        sequenced.source_row
+        sequenced.source_row,
+        sequenced.source_event_seq
     from sequenced
     left join stages on stages.stage_order = sequenced.journey_stage_order
     order by sequenced.customer_id, sequenced.journey_number, sequenced.touchpoint_seq
