@@ -102,6 +102,42 @@ def _remove_stale_builds(target: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+def recover_lake_swap(lake_dir: Path, target: Path) -> list[Path]:
+    """Finish or clean up what a killed full rebuild left (call under the run lock).
+
+    A full rebuild publishes the warehouse, then renames the lake to `.previous` and its
+    rebuilt lake `<lake>.rebuild-<run_id>` into place. Killed between those two renames, the
+    lake is missing while the warehouse already shows that run: its rebuilt lake is put in
+    place. Every other `.rebuild-*` folder is a rebuild that never published: removed.
+    Returns the folders removed."""
+    rebuilt = {
+        p.name.split(".rebuild-", 1)[1]: p
+        for p in lake_dir.parent.glob(f"{lake_dir.name}.rebuild-*")
+    }
+    if rebuilt and not lake_dir.exists():
+        published = _published_run_id(target)
+        if published in rebuilt:
+            rebuilt.pop(published).rename(lake_dir)
+            log.warning("moved the rebuilt lake of published run %s into %s", published, lake_dir)
+    for stale in rebuilt.values():
+        shutil.rmtree(stale)
+    return list(rebuilt.values())
+
+
+def _published_run_id(target: Path) -> str | None:
+    if not target.is_file():
+        return None
+    try:
+        with warehouse.connection(target, read_only=True) as con:
+            row = con.execute(
+                "SELECT run_id FROM runs WHERE status = 'succeeded' "
+                "ORDER BY started_at DESC LIMIT 1"
+            ).fetchone()
+    except duckdb.Error:
+        return None  # not a warehouse of ours (no runs table): adopt nothing
+    return str(row[0]) if row else None
+
+
 def start_night(
     cfg: JourneyConfig, as_of: datetime | None = None, full_rebuild: bool = False
 ) -> Night:
@@ -113,6 +149,7 @@ def start_night(
     _acquire_run_lock(target, run_id)
     try:
         _remove_stale_builds(target)  # safe: no other run holds the lock
+        recover_lake_swap(cfg.lake_dir, target)
         night = _prepare(cfg, run_id, started_at, as_of, full_rebuild)
         history.save_run(cfg.runs_dir, _record(night, {}, status="running"))
     except BaseException:
