@@ -10,6 +10,7 @@ files use and as normalized; regexes catch the rest.
 from __future__ import annotations
 
 import re
+import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +18,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from _small_company import REPO, company_config, two_nights
+from _small_company import REPO, company_config, new_company, two_nights
 
 from cjm_analytics import pii
-from cjm_analytics.config import parse_config
+from cjm_analytics.config import load_config, parse_config
 from cjm_analytics.errors import ConfigError
+from cjm_analytics.pipeline import run_night
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 PHONE = re.compile(r"\+\d[\d ()/.-]{6,}\d")  # international spelling, as the sources write it
@@ -134,3 +136,34 @@ def test_salt_env_name_is_a_variable_name_not_a_value() -> None:
               "columns": {"event_name": "n", "event_at": "t"}}  # fmt: skip
     with pytest.raises(ConfigError, match=r"pii\.salt_env"):
         parse_config({"sources": {"web": source}, "pii": {"salt_env": "my salt 123"}}, Path("."))
+
+
+def stored_hashes(warehouse_file: Path, lake_dir: Path) -> set[str]:
+    """Every email/phone hash in a warehouse file and in a lake (Parquet parts and state);
+    the files' own content hashes (`sha256` columns) are not about people."""
+    texts = [*duckdb_texts(warehouse_file), *duckdb_texts(lake_dir / "state.duckdb")]
+    for path in lake_dir.rglob("*.parquet"):
+        texts += parquet_texts(path)
+    return {
+        value
+        for place, value in texts
+        if not place.endswith(".sha256") and re.fullmatch("[0-9a-f]{64}", value)
+    }
+
+
+def test_salt_rotation_as_the_readme_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: set the new salt, `cjm run --full-rebuild`, then delete the two `.previous`
+    copies. After it no hash made with the old salt is left in the lake or the warehouse."""
+    cfg = load_config(new_company("cjm-rotation-"))
+    monkeypatch.setenv(cfg.pii.salt_env, "old-salt-" + secrets.token_hex(16))
+    run_night(cfg)
+    old = stored_hashes(cfg.warehouse_path, cfg.lake_dir)
+    assert len(old) > 5
+    monkeypatch.setenv(cfg.pii.salt_env, "new-salt-" + secrets.token_hex(16))
+    assert run_night(cfg, full_rebuild=True).succeeded
+    new = stored_hashes(cfg.warehouse_path, cfg.lake_dir)
+    assert len(new) == len(old) and new.isdisjoint(old)
+    # the rollback copies still hold the old hashes: that is why the README deletes them
+    previous_lake = cfg.lake_dir.with_name(cfg.lake_dir.name + ".previous")
+    previous_file = cfg.warehouse_path.with_name(cfg.warehouse_path.name + ".previous")
+    assert stored_hashes(previous_file, previous_lake) == old
