@@ -114,6 +114,13 @@ def prepare_events(
         [f"m{j}" for j in range(spec.n)] + [f"x{i}" for i in range(len(spec.exclusions))]
     )
     keep = "true" if spec.mode == "strict" else any_event
+    # ordered/unordered read only events named by a step or an exclusion (a scan filter
+    # DuckDB pushes down); strict needs every event for adjacency
+    names = sorted({s.event for s in spec.steps} | {x.matcher.event for x in spec.exclusions})
+    only_named = (
+        "" if spec.mode == "strict" else f" AND event_name IN ({', '.join('?' * len(names))})"
+    )
+    named = [] if spec.mode == "strict" else names
     xcols = [f"x{i}" for i in range(len(spec.exclusions))]
     exclude = f"EXCLUDE ({', '.join(xcols)})" if xcols else ""
     sql = f"""
@@ -122,7 +129,7 @@ def prepare_events(
         SELECT {unit} AS unit_id, event_name, epoch_us(event_at) AS t, {bv} AS bv{props},
             {first} AS is_first_of_name
         FROM {source}
-        WHERE {unit} IS NOT NULL AND event_at IS NOT NULL
+        WHERE {unit} IS NOT NULL AND event_at IS NOT NULL{only_named}
     ),
     ranged AS (
         SELECT * FROM hist
@@ -134,7 +141,7 @@ def prepare_events(
     {_timed(spec, "kept")}
     SELECT * {exclude} FROM timed WHERE {any_step}
     """
-    con.execute(sql, [spec.from_us, spec.from_us, spec.to_us, spec.to_us, *params])
+    con.execute(sql, [*named, spec.from_us, spec.from_us, spec.to_us, spec.to_us, *params])
 
 
 def _carried(spec: FunnelSpec) -> list[str]:
@@ -149,15 +156,16 @@ def build_copies(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, cp: 
     Copies are ordered by time, then step, then the set of steps the event matches, so at
     one instant a step takes the events least useful to later steps first (ties help).
     """
-    con.execute(f"CREATE TEMP TABLE {cp} AS {copies_sql(spec, ev)}")
+    # `ev` is a table: its rowid numbers the events without a window over all of them
+    con.execute(f"CREATE TEMP TABLE {cp} AS {copies_sql(spec, ev, eid='rowid')}")
 
 
-def copies_sql(spec: FunnelSpec, ev: str) -> str:
+def copies_sql(spec: FunnelSpec, ev: str, eid: str = "row_number() OVER ()") -> str:
     """The SELECT behind `build_copies` (also used by the SQL macros).
 
     `r{j}` counts the step-j copies up to and including this one in walk order, so "the
     first step-j copy after this one" is the step-j copy whose `r{j}` is one more: a hash
-    join, no search.
+    join, no search. `eid` numbers the events of `ev` (any distinct numbers will do).
     """
     n = spec.n
     ranks = "".join(
@@ -176,7 +184,7 @@ def copies_sql(spec: FunnelSpec, ev: str) -> str:
         )
     return f"""
     WITH ided AS (
-        SELECT unit_id, bucket, t{carried}, {flags}, {sig} AS sig, row_number() OVER () AS eid
+        SELECT unit_id, bucket, t{carried}, {flags}, {sig} AS sig, {eid} AS eid
         FROM {ev}
     ),
     copies AS ({unions})
