@@ -181,9 +181,19 @@ def load_lake(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
     con.execute("DROP TABLE IF EXISTS stg_events")
     con.execute(create_table_sql("stg_events", LAKE_EVENT_COLUMNS))
     if paths:
-        columns = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in LAKE_EVENT_COLUMNS.items())
+        # a column added to the contract later (source_event_seq, ADR 0063) is NULL in the
+        # parts written before it
+        stored = {
+            r[0]
+            for r in con.execute("SELECT DISTINCT name FROM parquet_schema(?)", [paths]).fetchall()
+        }
+        columns = ", ".join(
+            f"CAST({c if c in stored else 'NULL'} AS {t}) AS {c}"
+            for c, t in LAKE_EVENT_COLUMNS.items()
+        )
         con.execute(
-            f"INSERT INTO stg_events SELECT {columns} FROM read_parquet(?, hive_partitioning = false)",
+            f"INSERT INTO stg_events SELECT {columns} "
+            "FROM read_parquet(?, hive_partitioning = false, union_by_name = true)",
             [paths],
         )
     for name, columns_spec in (

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import pyarrow.parquet as pq
 import pytest
 from conftest import rows
 
@@ -171,3 +172,21 @@ def test_explode_is_for_json_lines_only(tmp_path):
     }  # fmt: skip
     with pytest.raises(ConfigError, match="explode"):
         parse_config({"sources": {"web": source}}, tmp_path)
+
+
+def test_a_lake_written_before_source_event_seq_still_loads(lake):
+    lake.write("raw/a.csv", "case,activity,at\nc1,open,2024-01-01 10:00:00\n")
+    log = {
+        "path": "raw/*.csv", "format": "csv", "channel": "crm", "timezone": "UTC",
+        "columns": {"event_name": "activity", "event_at": "at"}, "identifiers": {"case": "case"},
+    }  # fmt: skip
+    cfg = lake.config({"log": log})
+    lake.ingest(cfg)
+    parts = list(cfg.lake_dir.rglob("*.parquet"))
+    assert parts
+    for part in parts:  # as an older version wrote them
+        pq.write_table(pq.read_table(part).drop_columns(["source_event_seq"]), part)
+    got = rows(
+        lake.warehouse(cfg), "SELECT event_name, source_row, source_event_seq FROM stg_events"
+    )
+    assert got == [("open", 1, None)]
