@@ -76,9 +76,9 @@ def test_csv_rows_are_accounted_for(lines):
         lake = Lake(Path(folder))
         text = "id,event,ts,contact\n" + "".join(line + "\n" for line in lines)
         lake.write("raw/a.csv", text)
-        check_accounting(
-            lake, {"s": {**SOURCE, "path": "raw/*.csv", "format": "csv"}}, text.count("\n\n")
-        )
+        # blank lines: every newline right after a newline (count() would miss overlaps)
+        blank_lines = sum(text[i : i + 2] == "\n\n" for i in range(len(text) - 1))
+        check_accounting(lake, {"s": {**SOURCE, "path": "raw/*.csv", "format": "csv"}}, blank_lines)
 
 
 @settings(max_examples=10, deadline=None)
