@@ -13,7 +13,9 @@ rows per kind), `valid_event_count`, `events_per_customer` (per true journey), `
 `stories.constraint` (planted transition, headroom segment, multipliers, and
 `headroom_by_transition` computed the DESIGN.md way on the true journeys),
 `stories.queue_problem`, `stories.phone_path`, `identifiers` (the Parquet file of
-identifier_kind, identifier_value, customer_id; `shared` values left out of it) and
+identifier_kind, identifier_value, customer_id; `shared` values left out of it;
+`browsers`, the browser model's parameters, ADR 0011; `reach`, the pairwise recall a
+perfect stitcher can reach on these rows) and
 `customers` (the Parquet file of one row per true journey with its segments and status).
 """
 
@@ -29,12 +31,12 @@ import numpy as np
 import polars as pl
 
 from cjm_analytics.errors import CjmError
-from cjm_analytics.synthetic import dirt, files, plan, render, truth
+from cjm_analytics.synthetic import browsers, dirt, files, plan, render, truth
 from cjm_analytics.synthetic.clock import Clock, build_clock
 from cjm_analytics.synthetic.events import EventLog
 from cjm_analytics.synthetic.journeys import Walk, walk
 from cjm_analytics.synthetic.plan import parse_constraint
-from cjm_analytics.synthetic.population import Population, cookie_values, draw_population
+from cjm_analytics.synthetic.population import Population, draw_population
 
 __all__ = ["GenerateSummary", "generate", "parse_constraint"]
 
@@ -94,6 +96,7 @@ def generate(
     pop = draw_population(rng, customers)
     w = _walk(rng, pop, clock, first, as_of)
     walk(w, planted)
+    browsers.assign_browsers(w)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear(out_dir)
@@ -119,7 +122,6 @@ def _walk(
         rng=rng, pop=pop, clock=clock, log=EventLog(), start=start,
         has_contact=pop.is_returning.copy(), has_account=has_account, login_at=login_at,
         failed_call=np.zeros(pop.size, bool), furthest=np.zeros(pop.size, np.int64), last_at=start.copy(),
-        cookies=cookie_values(rng, int(pop.cookie_count.sum())),
     )  # fmt: skip
 
 
@@ -172,7 +174,7 @@ def _write_truth(
     planted: plan.Constraint,
 ) -> int:
     customers = truth.customer_truth(rows, w.pop, _us(as_of), ABANDONMENT_DAYS)
-    identifiers = truth.identifier_truth(rows, w.pop, w.cookies)
+    identifiers = truth.identifier_truth(rows, w.pop, w.cookies, w.cookie_owner)
     customers.write_parquet(out_dir / "truth_customers.parquet", statistics=False)
     identifiers.write_parquet(out_dir / "truth_identifiers.parquet", statistics=False)
     event_count = int(customers["event_count"].sum())
@@ -200,6 +202,8 @@ def _write_truth(
             "row_count": identifiers.height,
             "kinds": dict(sorted(identifiers.group_by("identifier_kind").len().iter_rows())),
             "shared": {"phone": [plan.SWITCHBOARD_PHONE]},
+            "browsers": browsers.summary(w),
+            "reach": truth.identifier_reach(rows, identifiers),
         },
         "customers": {"path": "truth_customers.parquet", "row_count": customers.height},
     }

@@ -8,7 +8,7 @@ call times are UTC microseconds because opening hours decide their outcome.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -40,7 +40,9 @@ class Walk:
     failed_call: np.ndarray
     furthest: np.ndarray
     last_at: np.ndarray
-    cookies: pl.Series  # anonymous_id per global cookie number
+    #: anonymous_id per global cookie number and its owner (set by browsers.assign_browsers)
+    cookies: pl.Series = field(default_factory=lambda: pl.Series("anonymous_id", [], pl.String))
+    cookie_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def is_web_path(self, idx: np.ndarray) -> np.ndarray:
         return ~self.pop.is_phone_path[idx] & ~self.pop.is_sales_led[idx]

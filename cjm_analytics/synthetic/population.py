@@ -14,7 +14,8 @@ FIRST_NAMES = ("anna", "ben", "clara", "david", "emma", "felix", "greta", "hanna
 LAST_NAMES = ("bauer", "becker", "fischer", "hoffmann", "koch", "meyer", "mueller", "richter",
               "schmidt", "schneider", "schulz", "wagner", "weber", "wolf")  # fmt: skip
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "mail.example")
-MAX_COOKIES = 4
+#: browsers (devices) a customer owns: 1, 2 or 3 (docs/adr/0011-synthetic-browsers-and-cookies.md)
+BROWSER_SHARES = (0.62, 0.28, 0.10)
 
 
 @dataclass
@@ -29,10 +30,9 @@ class Population:
     is_phone_path: np.ndarray
     is_sales_led: np.ndarray
     is_office: np.ndarray
-    cookie_count: np.ndarray
-    cookie_offset: np.ndarray  # first global cookie number of each customer
+    browser_count: np.ndarray  # browsers (devices) the customer browses on; a cookie each
     skips_awareness: np.ndarray
-    ids: pl.DataFrame  # customer_id, cookie base, user_id, contact_id, email, phone, other_phone
+    ids: pl.DataFrame  # customer_id, user_id, contact_id, email, phone, other_phone
 
     def segment_value(self, dimension: str) -> tuple[np.ndarray, tuple[str, ...]]:
         """(codes, names) of one segment dimension."""
@@ -56,7 +56,7 @@ def draw_population(rng: np.random.Generator, size: int) -> Population:
     phone_share = np.where(
         in_region, plan.PHONE_PATH_SHARE_IN_REGION, plan.PHONE_PATH_SHARE_ELSEWHERE
     )
-    cookie_count = rng.choice(np.arange(1, MAX_COOKIES + 1), size, p=(0.55, 0.28, 0.12, 0.05))
+    browser_count = rng.choice(np.arange(1, len(BROWSER_SHARES) + 1), size, p=BROWSER_SHARES)
     return Population(
         size=size,
         device=device,
@@ -66,10 +66,9 @@ def draw_population(rng: np.random.Generator, size: int) -> Population:
         is_phone_path=rng.random(size) < phone_share,
         is_sales_led=rng.random(size) < plan.SALES_LED_SHARE,
         is_office=rng.random(size) < plan.OFFICE_SHARE,
-        cookie_count=cookie_count,
-        cookie_offset=np.cumsum(cookie_count) - cookie_count,
+        browser_count=browser_count,
         skips_awareness=rng.random(size) < 0.2,
-        ids=_identifier_values(rng, size, int(cookie_count.sum())),
+        ids=_identifier_values(rng, size),
     )
 
 
@@ -77,7 +76,7 @@ def _padded(prefix: str, numbers: np.ndarray, width: int) -> pl.Expr:
     return pl.lit(prefix) + pl.lit(pl.Series(numbers)).cast(pl.String).str.zfill(width)
 
 
-def _identifier_values(rng: np.random.Generator, size: int, cookies: int) -> pl.DataFrame:
+def _identifier_values(rng: np.random.Generator, size: int) -> pl.DataFrame:
     """Raw identifier strings per customer; numbers are permuted so ids do not leak order."""
     first = pl.Series(FIRST_NAMES).gather(rng.integers(0, len(FIRST_NAMES), size))
     last = pl.Series(LAST_NAMES).gather(rng.integers(0, len(LAST_NAMES), size))

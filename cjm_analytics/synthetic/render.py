@@ -24,7 +24,6 @@ from cjm_analytics.synthetic.events import (
     REASONS_ORDER,
     WEB_EVENTS,
     EventLog,
-    code,
 )
 from cjm_analytics.synthetic.journeys import Walk
 
@@ -64,11 +63,7 @@ def web_rows(w: Walk, log: EventLog, first_us: int, as_of_us: int) -> pl.DataFra
     at_us = w.clock.to_wall(table["at"]) // 1000 * 1000
     rows = _sorted_table(table, _window(at_us, first_us, as_of_us), at_us)
     cust, n = rows["customer"], len(rows["customer"])
-    pick = np.where(rng.random(n) < 0.6, 0, rng.integers(0, 1 << 30, n) % pop.cookie_count[cust])
-    is_login = rows["event"] == code(WEB_EVENTS, "login")
-    logged_in = (
-        w.has_account[cust] & (rows["at"] >= w.login_at[cust]) & ((rng.random(n) < 0.85) | is_login)
-    )
+    logged_in = rows["signed_in"]  # browsers.assign_browsers: per browser, after its login
     first_event = np.zeros(n, bool)
     first_event[np.unique(cust, return_index=True)[1]] = True
     main_category = rng.integers(0, len(CATEGORIES), pop.size)[cust]
@@ -76,7 +71,7 @@ def web_rows(w: Walk, log: EventLog, first_us: int, as_of_us: int) -> pl.DataFra
     url_index = (rows["page"] * len(CATEGORIES) + category) * SKUS_PER_CATEGORY + rng.integers(
         0, SKUS_PER_CATEGORY, n
     )
-    cookie = pop.cookie_offset[cust] + pick
+    cookie = rows["cookie"]
     utm = {
         name: pl.Series([v[i] for v in plan.ACQUISITION.values()], dtype=pl.String)
         for i, name in enumerate(UTM_COLUMNS)

@@ -88,7 +88,7 @@ def _attributes(pop: Population) -> pl.DataFrame:
 
 
 def identifier_truth(
-    rows: dict[str, pl.DataFrame], pop: Population, cookies: pl.Series
+    rows: dict[str, pl.DataFrame], pop: Population, cookies: pl.Series, cookie_owner: np.ndarray
 ) -> pl.DataFrame:
     """One row per (identifier_kind, identifier_value) written to any file, with its true
     customer. Worked out on integer customer/cookie numbers, then looked up as text."""
@@ -104,7 +104,6 @@ def identifier_truth(
     cookie_numbers = (
         web.filter(pl.col("anonymous_id").is_not_null())["_cookie"].unique().sort().to_numpy()
     )
-    cookie_owner = np.repeat(np.arange(pop.size), pop.cookie_count)
     parts = [
         ("cookie", cookies.gather(cookie_numbers), cookie_owner[cookie_numbers]),
         ("user_id", None, np.union1d(used(web, "user_id"), used(crm, "web_user_id"))),
@@ -246,3 +245,58 @@ def phone_story(crm: pl.DataFrame) -> dict[str, object]:
 
 def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
+
+
+def identifier_reach(rows: dict[str, pl.DataFrame], identifiers: pl.DataFrame) -> dict[str, object]:
+    """The recall a perfect stitcher can reach on this data (docs/adr/0011).
+
+    Over the identifiers on valid rows (the switchboard left out): `true_pair_count` pairs
+    share a true customer; `reachable_pair_count` of them are joined by co-occurrence on
+    valid rows, transitively, through that customer's own identifiers. `recall_ceiling` is
+    their ratio: a pair never joined by any event (a cookie that never logged in) is out of
+    reach of any stitcher."""
+    nodes = identifiers.select(
+        pl.col("identifier_kind", "identifier_value", "customer_id").cast(pl.String)
+    ).with_row_index("node")
+    found, offset = [], 0
+    for source, columns in IDENTIFIER_SOURCES.items():
+        frame = valid(rows[source]).with_row_index("row", offset)
+        offset += frame.height
+        for column, kind in columns.items():
+            found.append(frame.select(
+                "row", identifier_kind=pl.lit(kind), identifier_value=pl.col(column).cast(pl.String)
+            ).drop_nulls("identifier_value"))  # fmt: skip
+    hits = pl.concat(found).join(nodes, on=["identifier_kind", "identifier_value"])
+    roots = hits.group_by("row", "customer_id").agg(root=pl.col("node").min())
+    edges = hits.join(roots, on=["row", "customer_id"]).filter(pl.col("node") != pl.col("root"))
+    edges = edges.select("node", "root").unique()
+    label = _components(nodes.height, edges["node"].to_numpy(), edges["root"].to_numpy())
+    used = hits["node"].unique().to_numpy()
+
+    scored = nodes[used].with_columns(component=pl.Series(label[used]))
+
+    def pairs(key: str) -> int:
+        sizes = scored.group_by(key).len()["len"].cast(pl.Int64)
+        return int((sizes * (sizes - 1) // 2).sum())
+
+    true_pairs, reachable = pairs("customer_id"), pairs("component")
+    return {
+        "scored_identifier_count": len(used),
+        "true_pair_count": true_pairs,
+        "reachable_pair_count": reachable,
+        "recall_ceiling": reachable / true_pairs if true_pairs else 1.0,
+    }
+
+
+def _components(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest node number of each node's connected component (min-label propagation with
+    pointer jumping, one vectorized step per round)."""
+    label = np.arange(size)
+    while True:
+        stepped = label.copy()
+        np.minimum.at(stepped, a, label[b])
+        np.minimum.at(stepped, b, label[a])
+        stepped = stepped[stepped]
+        if np.array_equal(stepped, label):
+            return label
+        label = stepped
