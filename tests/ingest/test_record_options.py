@@ -190,3 +190,26 @@ def test_a_lake_written_before_source_event_seq_still_loads(lake):
         lake.warehouse(cfg), "SELECT event_name, source_row, source_event_seq FROM stg_events"
     )
     assert got == [("open", 1, None)]
+
+
+def test_exploded_elements_can_be_wide_records_too(lake):
+    # each element (a ticket step) gives two events; seq = (element - 1) * 2 + event place
+    line = {"case": "t1", "steps": [
+        {"opened": "2024-01-01T09:00:00Z", "closed": "2024-01-01T09:30:00Z"},
+        {"opened": "2024-01-01T10:00:00Z", "closed": "2024-01-01T10:00:00Z"},
+    ]}  # fmt: skip
+    lake.write("raw/t/a.jsonl", json.dumps(line) + "\n")
+    tickets = {
+        "path": "raw/t/*.jsonl", "format": "jsonl", "channel": "crm", "explode": "steps",
+        "identifiers": {"case": "case"},
+        "events": [{"name": "opened", "at": "opened"}, {"name": "closed", "at": "closed"}],
+    }  # fmt: skip
+    cfg = lake.config({"t": tickets})
+    (result,) = lake.ingest(cfg).files
+    assert (result.rows_read, result.rows_loaded, result.events_loaded) == (1, 1, 4)
+    got = rows(
+        lake.warehouse(cfg),
+        "SELECT event_name, source_event_seq, event_id FROM stg_events ORDER BY source_event_seq",
+    )
+    assert [g[:2] for g in got] == [("opened", 1), ("closed", 2), ("opened", 3), ("closed", 4)]
+    assert len({g[2] for g in got}) == 4
