@@ -124,18 +124,44 @@ def recover_lake_swap(lake_dir: Path, target: Path) -> list[Path]:
     return list(rebuilt.values())
 
 
+def recover_published_record(runs_dir: Path, target: Path) -> RunRecord | None:
+    """A run killed after it replaced the published file, before it saved `run.json` as
+    succeeded, still reads `running`; the published file's own `runs` row says what it
+    was: saved as its record, so history, what-changed and `runs` count that night.
+    Returns the record written, if any."""
+    published = _published_run(target)
+    if published is None:
+        return None
+    recorded = {r.run_id: r for r in history.load_runs(runs_dir)}.get(published.run_id)
+    if recorded is not None and recorded.status == "running":
+        history.save_run(runs_dir, published)
+        log.warning("run %s was published but not recorded: recorded now", published.run_id)
+        return published
+    return None
+
+
 def _published_run_id(target: Path) -> str | None:
+    published = _published_run(target)
+    return published.run_id if published else None
+
+
+def _published_run(target: Path) -> RunRecord | None:
+    """The published file's latest succeeded run, from its `runs` table."""
     if not target.is_file():
         return None
     try:
         with warehouse.connection(target, read_only=True) as con:
-            row = con.execute(
-                "SELECT run_id FROM runs WHERE status = 'succeeded' "
-                "ORDER BY started_at DESC LIMIT 1"
-            ).fetchone()
+            cursor = con.execute(
+                "SELECT * FROM runs WHERE status = 'succeeded' ORDER BY started_at DESC LIMIT 1"
+            )
+            row = cursor.fetchone()
+            names = [d[0] for d in cursor.description or []]
     except duckdb.Error:
         return None  # not a warehouse of ours (no runs table): adopt nothing
-    return str(row[0]) if row else None
+    if row is None:
+        return None
+    known = {k: v for k, v in zip(names, row, strict=True) if k in RunRecord.__dataclass_fields__}
+    return RunRecord(**known)
 
 
 def start_night(
@@ -150,6 +176,7 @@ def start_night(
     try:
         _remove_stale_builds(target)  # safe: no other run holds the lock
         recover_lake_swap(cfg.lake_dir, target)
+        recover_published_record(cfg.runs_dir, target)
         night = _prepare(cfg, run_id, started_at, as_of, full_rebuild)
         history.save_run(cfg.runs_dir, _record(night, {}, status="running"))
     except BaseException:
