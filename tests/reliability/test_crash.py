@@ -133,6 +133,7 @@ def test_every_kill_point_was_reached(crashed: list[dict[str, Any]]) -> None:
 def test_published_warehouse_is_one_complete_night(crashed: list[dict[str, Any]]) -> None:
     complete = next(r for r in crashed if r["kind"] == "run")["warehouse"]["tables"]
     published: str | None = None
+    ever_published: set[str] = set()
     for result in crashed:
         if result["expect"] is None:
             continue  # the reference folder
@@ -140,9 +141,16 @@ def test_published_warehouse_is_one_complete_night(crashed: list[dict[str, Any]]
         found = result["warehouse"]
         expected = {"absent": None, "old": published, "new": tonight}[result["expect"]]
         assert found.get("run_id") == expected, result["name"]
+        # a night once published is recorded as succeeded by the next run, even when its
+        # own run was killed before it could save that (the published file says so)
+        statuses = dict(result["runs"])
+        assert {statuses[r] for r in ever_published - {tonight}} <= {"succeeded"}, result["name"]
         if not found["exists"]:
             continue
         published = found["run_id"]
+        ever_published.add(published)
+        if result["kind"] == "run":  # the history of every night analysts saw is kept
+            assert ever_published <= set(found["history_run_ids"]), result["name"]
         assert found["tables"] == complete, result["name"]
         assert found["recorded_journey_count"] == found["count"]["journeys"], result["name"]
         assert found["recorded_customer_count"] == found["customer_count"], result["name"]
