@@ -149,7 +149,7 @@ TEXT = {
     "discovered_model_edges": (
         "mining",
         "`cjm_analytics.mining.build_mining` (pm4py on the aggregates)",
-        "Grain: one row per edge of a discovered model. Key: (model, level, from_node, to_node).\nThe arcs of the Petri nets discovered by the inductive miner (from variant counts) and the heuristics net (from the DFG), at event and stage level; node kinds (place, transition, activity), `transition_count` and heuristics `dependency` where defined. The model files (.ptml, .pnml, .bpmn) are in `runs/<run_id>/`.",
+        "Grain: one row per edge of a discovered model. Key: (model, level, from_node, to_node).\nThe arcs of the Petri nets discovered by the inductive miner (from variant counts) and the heuristics net (from the DFG), at event and stage level; node kinds (`place`, `activity` = a visible transition, `silent` = an invisible one), `transition_count` and heuristics `dependency` where defined. The model files (.ptml, .pnml, .bpmn) are in `runs/<run_id>/`.",
     ),
     "stage_variant_fitness": (
         "mining",
@@ -234,6 +234,37 @@ with warehouse.connection(n.cfg.warehouse_path, read_only=True) as con:
         for t in tables
     }
 
+#: A line under a section heading.
+SECTION_NOTES = {
+    "mining": "Built by `cjm_analytics.mining.build_mining` (see docs/adr/0030 and 0031). "
+    "Event level = event names, stage level = stage visits.",
+}
+
+
+def previous_types() -> dict[tuple[str, str], str]:
+    """(table, column) -> type in the current page, for columns that are all NULL in the
+    tiny build (DuckDB types those "NULL"): the page keeps the type it had."""
+    page = REPO / "docs" / "warehouse.md"
+    found: dict[tuple[str, str], str] = {}
+    table = None
+    for line in page.read_text(encoding="utf-8").splitlines() if page.exists() else []:
+        if line.startswith("### `"):
+            table = line.split("`")[1]
+        elif line.startswith("| `") and table:
+            parts = [p.strip() for p in line.strip("|").split("|")]
+            found[(table, parts[0].strip("`"))] = parts[1]
+    return found
+
+
+OLD_TYPES = previous_types()
+
+
+def column_type(table: str, column: str, data_type: str) -> str:
+    if data_type == '"NULL"':
+        return OLD_TYPES.get((table, column), "NULL (no value in the docs build)")
+    return data_type
+
+
 by_section = {k: [] for k, _ in SECTIONS}
 for t in tables:
     path = sql_file(t)
@@ -242,6 +273,8 @@ for t in tables:
 out = [INTRO.rstrip() + "\n"]
 for key, title in SECTIONS:
     out.append(f"\n## {title}\n")
+    if key in SECTION_NOTES:
+        out.append(f"\n{SECTION_NOTES[key]}\n")
     for t in by_section[key]:
         path = sql_file(t)
         if t in TEXT:
@@ -255,7 +288,7 @@ for key, title in SECTIONS:
             out.append("\n" + text + "\n")
         out.append(
             "\n| column | type |\n| --- | --- |\n"
-            + "".join(f"| `{c}` | {d} |\n" for c, d in cols[t])
+            + "".join(f"| `{c}` | {column_type(t, c, d)} |\n" for c, d in cols[t])
         )
 (REPO / "docs" / "warehouse.md").write_text("".join(out), encoding="utf-8")
 print(len(tables), "tables")
