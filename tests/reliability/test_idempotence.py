@@ -1,5 +1,6 @@
 """The same night twice: identical marts (content, not the run's ids and clock times), no
-event counted twice, and the second ingest loads nothing."""
+event counted twice, and the second ingest loads nothing. An analyst's read-only session
+held open in another process during the second (real) night keeps working."""
 
 from __future__ import annotations
 
@@ -29,3 +30,10 @@ def test_no_event_counted_twice() -> None:
     assert after["warehouse"]["count"]["stg_events"] == lake["parquet_rows"]
     assert lake["rows_read"] == lake["rows_loaded"] + lake["rows_rejected"]
     assert lake["reject_rows"] == lake["rows_rejected"]
+
+
+def test_analyst_session_open_during_the_night_keeps_working() -> None:
+    (first, _), (second, after) = two_nights()
+    # the open session answers from the night it opened, before and after the replace
+    assert after["analyst_answers"] == [f"{first.record.run_id},1"] * 2
+    assert second.succeeded and after["warehouse"]["run_id"] == second.record.run_id
