@@ -28,6 +28,7 @@ from uuid import uuid4
 import duckdb
 
 from cjm_analytics.funnels.spec import FunnelSpec, quote
+from cjm_analytics.funnels.walk import walk_attempts, walkable
 
 Sql = tuple[str, list[Any]]
 
@@ -297,19 +298,43 @@ def best_select(spec: FunnelSpec, source: str, best: str, start: str) -> str:
 
 
 def ordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]) -> None:
-    """`best` for ordered and strict funnels, from `ev`."""
-    build_copies(con, spec, names["ev"], names["cp"])
-    chain, params = chain_ctes(spec, names["cp"])
+    """`best` for ordered and strict funnels, from `ev`.
+
+    Distinct step names in ordered mode walk the chains in numpy (`walk.py`, ADR 0044);
+    the other funnels join copies in SQL. Both give `s{n-1}`: one row per attempt.
+    """
+    if walkable(spec):
+        walked = names["cp"]
+        walk_attempts(con, spec, names["ev"], walked)
+        try:
+            _score_attempts(con, spec, names, "", walked, [])
+        finally:
+            con.unregister(walked)
+    else:
+        build_copies(con, spec, names["ev"], names["cp"])
+        chain, params = chain_ctes(spec, names["cp"])
+        _score_attempts(con, spec, names, f"{chain},", f"s{spec.n - 1}", params)
+    con.execute(best_select(spec, names["att"], names["best"], "t0"))
+
+
+def _score_attempts(
+    con: duckdb.DuckDBPyConnection,
+    spec: FunnelSpec,
+    names: dict[str, str],
+    ctes: str,
+    attempts: str,
+    params: list[Any],
+) -> None:
+    """`att`: every attempt with how far it reached and whether an exclusion removes it."""
     reached = " + ".join(["1"] + [f"CAST(e{k} IS NOT NULL AS INTEGER)" for k in range(1, spec.n)])
     excluded, xparams = _excluded(spec, "t0")
     con.execute(
         f"""CREATE TEMP TABLE {names["att"]} AS
-        WITH {chain},
-        scored AS (SELECT *, {reached} AS reached FROM s{spec.n - 1})
+        WITH {ctes}
+        scored AS (SELECT *, {reached} AS reached FROM {attempts})
         SELECT *, {excluded} AS excluded FROM scored""",
         params + xparams,
     )
-    con.execute(best_select(spec, names["att"], names["best"], "t0"))
 
 
 def _groups(spec: FunnelSpec) -> list[tuple[int, int]]:
