@@ -15,7 +15,11 @@ Pipeline (each stage a temporary table, dropped at the end):
 3. `best`: one row per (unit, bucket): the attempt that counts (furthest, then not
    excluded, then earliest completion, then latest start), with its step times.
 
-No Python loop touches an event or a unit: the work is a few sorts and hash joins.
+Ordered funnels whose steps all name different events skip `cp` and the joins: their
+chains are walked in numpy over one sorted fetch of `ev` (`walk.py`, ADR 0044).
+
+No Python loop touches an event or a unit: the work is a few sorts, hash joins and
+vectorized array passes.
 """
 
 from __future__ import annotations
