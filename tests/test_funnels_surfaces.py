@@ -119,3 +119,13 @@ def test_chart_data_twin_and_figure():
         events.with_columns(device=pl.lit("m")), ["a", "b"], breakdown="device"
     )
     assert [t.name for t in event_funnel_figure(broken).data] == ["m"]
+
+
+def test_sql_macro_takes_a_whole_day_as_an_integer_window(warehouse_file: Path):
+    # 86400 * 1e6 overflows INT32: the macro must widen the window before scaling it.
+    with warehouse.connection(warehouse_file, read_only=True) as con:
+        rows = con.execute(
+            "SELECT unit_count FROM cjm_funnel_ordered('touchpoints', ['a', 'b'], 7 * 86400)"
+        ).fetchall()
+        expected = event_funnel("touchpoints", ["a", "b"], con=con, window_seconds=7 * 86400)
+    assert [r[0] for r in rows] == expected["unit_count"].to_list()

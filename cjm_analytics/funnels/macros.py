@@ -51,7 +51,9 @@ def macro_sql(name: str, mode: str) -> str:
             "AND CURRENT ROW) AS cnt_t, min(t) OVER (PARTITION BY unit_id ORDER BY t "
             "RANGE BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS nd_t"
         )
-    chain, _ = chain_ctes(spec, "cp", window="CAST(window_seconds * 1000000 AS BIGINT)")
+    chain, _ = chain_ctes(
+        spec, "cp", window="CAST(CAST(window_seconds AS DOUBLE) * 1000000 AS BIGINT)"
+    )
     reached = " + ".join(["1"] + [f"CAST(e{k} IS NOT NULL AS INTEGER)" for k in range(1, n)])
     last = "coalesce(" + ", ".join(f"t{k}" for k in reversed(range(n))) + ")"
     later = "".join(f", t{k}" for k in range(1, n))
