@@ -179,40 +179,54 @@ def components(con: duckdb.DuckDBPyConnection, nodes: str, edges: str, out: str)
     """`out(node_id, label)`: label = smallest node_id of the connected component.
 
     Min-label propagation with pointer jumping; `nodes(node_id)`, `edges(a, b)` are table
-    names chosen by this module (constants). Returns the number of iterations.
+    names chosen by this module (constants). Only nodes with an edge take part (most
+    identifiers, a cookie that never logged in, have none and keep their own id); labels
+    start at the smallest neighbour, and each round swaps tables instead of copying them
+    (docs/adr/0090-identity-stitch-speed.md). Returns the number of rounds.
     """
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT node_id, node_id AS label FROM {nodes}"
-    )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE lp_edges AS SELECT a AS src, b AS dst FROM {edges} "
         f"UNION ALL SELECT b, a FROM {edges}"
     )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE lp_labels AS "
+        "SELECT src AS node_id, least(src, min(dst)) AS label FROM lp_edges GROUP BY src"
+    )
     for iteration in range(1, MAX_ITERATIONS + 1):  # noqa: B007 (returned)
         con.execute(
-            f"""
+            """
 CREATE OR REPLACE TEMP TABLE lp_next AS
 WITH neighbour AS (
-    SELECT e.src AS node_id, min(l.label) AS label FROM lp_edges e JOIN {out} l ON l.node_id = e.dst
+    SELECT e.src AS node_id, min(l.label) AS label FROM lp_edges e JOIN lp_labels l ON l.node_id = e.dst
     GROUP BY e.src
 ),
+hooked AS (  -- all nodes of one label move together to the smallest label next to any of them
+    SELECT o.label AS node_id, min(n.label) AS label FROM lp_labels o JOIN neighbour n USING (node_id)
+    GROUP BY o.label
+),
 stepped AS (
-    SELECT o.node_id, least(o.label, coalesce(n.label, o.label)) AS label
-    FROM {out} o LEFT JOIN neighbour n USING (node_id)
+    SELECT o.node_id, o.label AS previous, least(o.label, n.label, h.label) AS label
+    FROM lp_labels o JOIN neighbour n USING (node_id) JOIN hooked h ON h.node_id = o.label
 ),
 jumped AS (
-    SELECT s.node_id, least(s.label, t.label) AS label FROM stepped s JOIN stepped t ON t.node_id = s.label
+    SELECT s.node_id, s.previous, least(s.label, t.label) AS label
+    FROM stepped s JOIN stepped t ON t.node_id = s.label
 )
 SELECT * FROM jumped
 """
         )
         changed = con.execute(
-            f"SELECT count(*) FROM lp_next n JOIN {out} o USING (node_id) WHERE n.label <> o.label"
+            "SELECT count(*) FILTER (WHERE label <> previous) FROM lp_next"
         ).fetchall()[0][0]  # type: ignore[index]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT * FROM lp_next")
+        con.execute("DROP TABLE lp_labels")
+        con.execute("ALTER TABLE lp_next RENAME TO lp_labels")
         if changed == 0:
             break
-    con.execute("DROP TABLE lp_next")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT n.node_id, coalesce(l.label, n.node_id) AS label "
+        f"FROM {nodes} n LEFT JOIN lp_labels l USING (node_id)"
+    )
+    con.execute("DROP TABLE lp_labels")
     con.execute("DROP TABLE lp_edges")
     return iteration
 

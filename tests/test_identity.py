@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cjm_analytics import warehouse
 from cjm_analytics.config import JourneyConfig, parse_config
-from cjm_analytics.identity import score_stitching, stitch
+from cjm_analytics.identity import components, score_stitching, stitch
 from cjm_analytics.pii import pseudonymize
 from cjm_analytics.schema import EVENT_COLUMNS, LAKE_EVENT_COLUMNS, create_table_sql
 
@@ -215,3 +218,43 @@ def test_only_configured_kind_pairs_link(tmp_path):
     owner = dict(con.execute("SELECT identifier_value, customer_id FROM identity_map").fetchall())
     assert owner["c1"] == owner["u1"]
     assert owner["m1"] != owner["k1"]
+
+
+def _union_find_minimum(size: int, edges: list[tuple[int, int]]) -> dict[int, int]:
+    """node -> smallest node of its component, by a plain union-find (the reference)."""
+    parent = list(range(size))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    return {x: find(x) for x in range(size)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(1, 60),
+    pairs=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 59)), max_size=80),
+    chain_order=st.permutations(list(range(60))),
+    with_chain=st.booleans(),
+)
+def test_components_equal_a_union_find(size, pairs, chain_order, with_chain):
+    # random edges, or a chain through the nodes in shuffled order (the longest path a
+    # graph of this size can have): labels must be each component's smallest node
+    order = [n for n in chain_order if n < size]
+    edges = list(pairwise(order)) if with_chain else pairs
+    edges = [(a, b) for a, b in edges if a < size and b < size and a != b]
+    con = warehouse.connect()
+    con.register("nodes_input", pa.table({"node_id": pa.array(range(size), pa.int64())}))
+    con.execute("CREATE TEMP TABLE t_nodes AS SELECT * FROM nodes_input")
+    con.register("edges_input", pa.table({"a": pa.array([a for a, _ in edges], pa.int64()),
+                                          "b": pa.array([b for _, b in edges], pa.int64())}))  # fmt: skip
+    con.execute("CREATE TEMP TABLE t_edges AS SELECT * FROM edges_input")
+    components(con, "t_nodes", "t_edges", "t_labels")
+    assert dict(con.execute("SELECT node_id, label FROM t_labels").fetchall()) == (
+        _union_find_minimum(size, edges)
+    )
