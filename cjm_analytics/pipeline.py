@@ -124,20 +124,26 @@ def recover_lake_swap(lake_dir: Path, target: Path) -> list[Path]:
     return list(rebuilt.values())
 
 
-def recover_published_record(runs_dir: Path, target: Path) -> RunRecord | None:
-    """A run killed after it replaced the published file, before it saved `run.json` as
-    succeeded, still reads `running`; the published file's own `runs` row says what it
-    was: saved as its record, so history, what-changed and `runs` count that night.
-    Returns the record written, if any."""
+def recover_run_records(runs_dir: Path, target: Path) -> list[RunRecord]:
+    """Runs still recorded as `running` when a new run holds the lock ended without saving
+    their outcome (killed, or the machine stopped). The one the published file shows as its
+    latest night was published before it died: saved as succeeded from the file's own
+    `runs` row, so history, what-changed and `runs` count that night. The others are saved
+    as failed. Returns the records rewritten."""
     published = _published_run(target)
-    if published is None:
-        return None
-    recorded = {r.run_id: r for r in history.load_runs(runs_dir)}.get(published.run_id)
-    if recorded is not None and recorded.status == "running":
-        history.save_run(runs_dir, published)
-        log.warning("run %s was published but not recorded: recorded now", published.run_id)
-        return published
-    return None
+    rewritten = []
+    for record in history.load_runs(runs_dir):
+        if record.status != "running":
+            continue
+        if published is not None and record.run_id == published.run_id:
+            record = published
+        else:
+            record.status = "failed"
+            record.error_message = "the run ended without recording its outcome (killed?)"
+        history.save_run(runs_dir, record)
+        rewritten.append(record)
+        log.warning("run %s had no recorded outcome: recorded as %s", record.run_id, record.status)
+    return rewritten
 
 
 def _published_run_id(target: Path) -> str | None:
@@ -176,7 +182,7 @@ def start_night(
     try:
         _remove_stale_builds(target)  # safe: no other run holds the lock
         recover_lake_swap(cfg.lake_dir, target)
-        recover_published_record(cfg.runs_dir, target)
+        recover_run_records(cfg.runs_dir, target)
         night = _prepare(cfg, run_id, started_at, as_of, full_rebuild)
         history.save_run(cfg.runs_dir, _record(night, {}, status="running"))
     except BaseException:
