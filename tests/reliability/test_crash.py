@@ -145,6 +145,8 @@ def test_published_warehouse_is_one_complete_night(crashed: list[dict[str, Any]]
         # own run was killed before it could save that (the published file says so)
         statuses = dict(result["runs"])
         assert {statuses[r] for r in ever_published - {tonight}} <= {"succeeded"}, result["name"]
+        # and every other killed run is recorded as failed: only tonight's may be running
+        assert [s for _, s in result["runs"][:-1] if s == "running"] == [], result["name"]
         if not found["exists"]:
             continue
         published = found["run_id"]
