@@ -32,7 +32,7 @@ from uuid import uuid4
 import duckdb
 
 from cjm_analytics.funnels.spec import FunnelSpec, quote
-from cjm_analytics.funnels.walk import walk_attempts, walkable
+from cjm_analytics.funnels.walk import walk_attempts, walk_unordered, walkable
 
 Sql = tuple[str, list[Any]]
 
@@ -359,12 +359,31 @@ def _overlapping(spec: FunnelSpec) -> bool:
 def unordered_best(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]) -> None:
     """`best` for unordered funnels: each step event anchors a window of distinct steps.
 
-    Step definitions that can match the same event go through the exact (slower) path.
+    Step definitions that can match the same event go through the exact (slower) path;
+    distinct step names are walked in numpy (`walk.walk_unordered`, ADR 0044).
     """
-    if _overlapping(spec):
+    if walkable(spec, "unordered"):
+        _unordered_walked(con, spec, names)
+    elif _overlapping(spec):
         _unordered_matching(con, spec, names)
     else:
         _unordered_distinct(con, spec, names)
+
+
+def _unordered_walked(
+    con: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]
+) -> None:
+    walked = names["cp"]
+    walk_unordered(con, spec, names["ev"], walked)
+    excluded, xparams = _excluded(spec, "ta")
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE {names['att']} AS SELECT *, {excluded} AS excluded FROM {walked}",
+            xparams,
+        )
+    finally:
+        con.unregister(walked)
+    con.execute(best_select(spec, names["att"], names["best"], "ta"))
 
 
 def _unordered_matching(

@@ -22,21 +22,64 @@ import pyarrow.compute as pc
 from cjm_analytics.funnels.spec import FunnelSpec
 
 
-def walkable(spec: FunnelSpec) -> bool:
-    """Can `walk_attempts` replace the SQL chain (ordered mode, distinct step names)?"""
-    return spec.mode == "ordered" and len({step.event for step in spec.steps}) == spec.n
+def walkable(spec: FunnelSpec, mode: str = "ordered") -> bool:
+    """Can this module replace the SQL engine (`mode`, strict excluded, distinct step names)?"""
+    return spec.mode == mode != "strict" and len({step.event for step in spec.steps}) == spec.n
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str) -> pa.Table:
+    """`ev` sorted by (unit, bucket, time, step): unit_id, bucket, t, label, nx{i}."""
+    label = " ".join(f"WHEN m{j} THEN {j}" for j in range(spec.n))
+    nx = "".join(f", nx{i}" for i in range(len(spec.exclusions)))
+    return con.sql(
+        f"SELECT unit_id, bucket, t, CAST(CASE {label} END AS TINYINT) AS label{nx} "
+        f"FROM {ev} ORDER BY unit_id, bucket, t, label"
+    ).fetch_arrow_table()
 
 
 def walk_attempts(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, out: str) -> None:
     """Register `out`: one row per attempt (step-1 event) with its chain's events and times."""
-    label = " ".join(f"WHEN m{j} THEN {j}" for j in range(spec.n))
-    nx = "".join(f", nx{i}" for i in range(len(spec.exclusions)))
-    table = con.sql(
-        f"SELECT unit_id, bucket, t, CAST(CASE {label} END AS TINYINT) AS label{nx} "
-        f"FROM {ev} ORDER BY unit_id, bucket, t, label"
-    ).fetch_arrow_table()
+    table = _fetch(con, spec, ev)
     positions = _chains(spec, table)
     con.register(out, _attempt_table(spec, table, positions))
+
+
+def walk_unordered(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, ev: str, out: str) -> None:
+    """Register `out`: one row per anchor (step event) with `ta`, `reached`, t{k}, nx{i}_0.
+
+    As `engine._unordered_distinct`: each step takes its first event at or after the
+    anchor's instant; those inside the window, sorted, are the attempt's step times.
+    """
+    table = _fetch(con, spec, ev)
+    labels, times = table.column("label").to_numpy(), table.column("t").to_numpy()
+    part = np.append(_partitions(table), -1)
+    size = len(labels)
+    newblock = np.ones(size, dtype=bool)
+    newblock[1:] = (part[1:size] != part[: size - 1]) | (times[1:] != times[:-1])
+    block_start = np.maximum.accumulate(np.where(newblock, np.arange(size), 0))
+    found = np.full((size, spec.n), np.iinfo(np.int64).max, dtype=np.int64)
+    for g in range(spec.n):
+        nxt = _next_at_or_after(labels, g)[block_start]
+        ok = (nxt < size) & (part[nxt] == part[:size])
+        ok[ok] = times[nxt[ok]] <= times[ok] + spec.window_us
+        found[ok, g] = times[nxt[ok]]
+    found.sort(axis=1)
+    inside = found != np.iinfo(np.int64).max
+    columns = {c: table.column(c) for c in ("unit_id", "bucket")}
+    columns["ta"] = table.column("t")
+    columns["reached"] = pa.array(inside.sum(axis=1), type=pa.int64())
+    for k in range(spec.n):
+        columns[f"t{k}"] = pa.array(found[:, k], type=pa.int64(), mask=~inside[:, k])
+    for i in range(len(spec.exclusions)):
+        columns[f"nx{i}_0"] = table.column(f"nx{i}")
+    con.register(out, pa.table(columns))
+
+
+def _next_at_or_after(labels: np.ndarray, k: int) -> np.ndarray:
+    """Per row i, the position of the first step-k row at or after i (len(labels) if none)."""
+    size = len(labels)
+    candidate = np.where(labels == k, np.arange(size), size)
+    return np.append(np.minimum.accumulate(candidate[::-1])[::-1], size)
 
 
 def _partitions(table: pa.Table) -> np.ndarray:
@@ -52,10 +95,7 @@ def _partitions(table: pa.Table) -> np.ndarray:
 
 def _next_after(labels: np.ndarray, k: int) -> np.ndarray:
     """Per row i, the position of the first step-k row after i (len(labels) if none)."""
-    size = len(labels)
-    candidate = np.where(labels == k, np.arange(size), size)
-    following = np.minimum.accumulate(candidate[::-1])[::-1]
-    return np.append(following[1:], size)
+    return _next_at_or_after(labels, k)[1:]
 
 
 def _chains(spec: FunnelSpec, table: pa.Table) -> list[np.ndarray]:
