@@ -25,24 +25,62 @@ rule_conditions as (
     select * from stage_rule_conditions
 ),
 
+event_kinds as (
+    -- the few distinct (source, event name) pairs: rules are matched to these, not to
+    -- every event, so events join their rules by equality (a hash join)
+    select distinct source, event_name from known_events
+),
+
+kind_rules as (
+    select
+        event_kinds.source as event_source,
+        event_kinds.event_name as event_event_name,
+        rules.*
+    from event_kinds
+    inner join rules
+        on (rules.source is null or rules.source = event_kinds.source)
+        and (rules.event_name is null or rules.event_name = event_kinds.event_name)
+),
+
+url_candidates as (
+    -- each distinct (rule, URL) once, the pattern as an aggregate so the filter below
+    -- stays above the grouping: a pattern read from a column is compiled per row
+    select
+        kind_rules.rule_id,
+        coalesce(known_events.page_url, '') as page_url,
+        any_value(kind_rules.url_pattern) as url_pattern
+    from known_events
+    inner join kind_rules
+        on kind_rules.event_source is not distinct from known_events.source
+        and kind_rules.event_event_name is not distinct from known_events.event_name
+    where kind_rules.url_pattern is not null
+    group by kind_rules.rule_id, coalesce(known_events.page_url, '')
+),
+
+url_matches as (
+    select rule_id, page_url
+    from url_candidates
+    where regexp_matches(page_url, url_pattern)
+),
+
 candidate_matches as (
     select
         known_events.source,
         known_events.event_id,
-        rules.rule_id,
-        rules.rule_priority,
-        rules.stage,
-        rules.stage_order,
-        rules.channel as rule_channel,
-        rules.condition_count
+        kind_rules.rule_id,
+        kind_rules.rule_priority,
+        kind_rules.stage,
+        kind_rules.stage_order,
+        kind_rules.channel as rule_channel,
+        kind_rules.condition_count
     from known_events
-    inner join rules
-        on (rules.source is null or rules.source = known_events.source)
-        and (rules.event_name is null or rules.event_name = known_events.event_name)
-        and (
-            rules.url_pattern is null
-            or regexp_matches(coalesce(known_events.page_url, ''), rules.url_pattern)
-        )
+    inner join kind_rules
+        on kind_rules.event_source is not distinct from known_events.source
+        and kind_rules.event_event_name is not distinct from known_events.event_name
+    left join url_matches
+        on url_matches.rule_id = kind_rules.rule_id
+        and url_matches.page_url = coalesce(known_events.page_url, '')
+    where kind_rules.url_pattern is null or url_matches.rule_id is not null
 ),
 
 condition_values as (
