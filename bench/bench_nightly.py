@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import time
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,15 @@ def night(config: str, as_of: str, full_rebuild: bool = False) -> dict[str, Any]
     from cjm_analytics.config import load_config
     from cjm_analytics.pipeline import run_night
 
-    result = run_night(load_config(config), datetime.fromisoformat(as_of), full_rebuild)
+    marks: list[tuple[str, float]] = []
+    cfg = load_config(config)
+    result = run_night(
+        cfg,
+        datetime.fromisoformat(as_of),
+        full_rebuild,
+        on_step=lambda step: marks.append((step, time.process_time())),
+    )
+    marks.append(("end", time.process_time()))
     if not result.succeeded:
         raise RuntimeError(f"night failed: {result.record}")
     kept = ("rows_read_count", "rows_loaded_count", "rows_rejected_count", "files_loaded_count",
@@ -74,6 +84,7 @@ def night(config: str, as_of: str, full_rebuild: bool = False) -> dict[str, Any]
             "touchpoint_count", "variant_count", "constraint_transition")  # fmt: skip
     return {
         "step_seconds": result.step_seconds,
+        "step_cpu_seconds": {a[0]: b[1] - a[1] for a, b in pairwise(marks)},
         "night_seconds": sum(result.step_seconds.values()),
         **{k: result.facts.get(k) for k in kept},
     }

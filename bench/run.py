@@ -141,7 +141,7 @@ class Bench:
             )
         note = (
             f"{facts['rows_loaded_count']:,} rows loaded, {facts['rows_rejected_count']:,} "
-            f"rejected, {facts['files_loaded_count']} files"
+            f"rejected; read {facts['rows_read_count']:,} rows = the floor's"
         )
         both = meta["generate_wall_seconds"] + seconds
         self.rows += [
@@ -275,7 +275,12 @@ def _repeated(rep: Repeated) -> dict[str, Any]:
 
 
 def _measured(m: Measured) -> dict[str, Any]:
-    return {"wall_seconds": m.wall_seconds, "peak_rss_mb": m.peak_rss_mb, "result": m.result}
+    return {
+        "wall_seconds": m.wall_seconds,
+        "cpu_seconds": m.cpu_seconds,
+        "peak_rss_mb": m.peak_rss_mb,
+        "result": m.result,
+    }
 
 
 def _step_rows(rep: Repeated) -> list[Row]:
@@ -285,8 +290,11 @@ def _step_rows(rep: Repeated) -> list[Row]:
     rows = []
     for step in NIGHT_STEPS:
         seconds = [r.result["step_seconds"].get(step) for r in rep.runs]
+        cpu = [r.result.get("step_cpu_seconds", {}).get(step) for r in rep.runs]
         if all(s is not None for s in seconds):
-            rows.append(Row(f"  step {step}", statistics.median(seconds)))
+            known = [c for c in cpu if c is not None]
+            median_cpu = statistics.median(known) if known else None
+            rows.append(Row(f"  step {step}", statistics.median(seconds), cpu_seconds=median_cpu))
     return rows
 
 
