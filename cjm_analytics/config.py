@@ -10,6 +10,7 @@ Paths in the file are relative to the file's own folder.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
@@ -177,7 +178,9 @@ class SourceConfig(_Strict):
         from zoneinfo import available_timezones
 
         if value not in available_timezones() and value != "UTC":
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'")
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
+            )
         return value
 
     @model_validator(mode="after")
@@ -198,15 +201,23 @@ class SourceConfig(_Strict):
         return self
 
 
+_DEFAULT_PRECEDENCE: tuple[IdentifierKind, ...] = (
+    "contact_id",
+    "user_id",
+    "email",
+    "phone",
+    "cookie",
+    "case",
+)
+
+
 class IdentityRules(_Strict):
     """How identifiers link into customers (see docs/adr on identity precedence)."""
 
     links: list[tuple[IdentifierKind, IdentifierKind]] | None = Field(
         default=None, description="kinds that link when they occur on one event; None = all pairs"
     )
-    precedence: list[IdentifierKind] = Field(
-        default_factory=lambda: ["contact_id", "user_id", "email", "phone", "cookie", "case"]
-    )
+    precedence: list[IdentifierKind] = Field(default_factory=lambda: list(_DEFAULT_PRECEDENCE))
     shared_identifiers: dict[IdentifierKind, list[str]] = Field(
         default_factory=dict, description="raw values that never link (e.g. a switchboard phone)"
     )
@@ -262,7 +273,9 @@ class FunnelSettings(_Strict):
     benchmark_min_journeys: int = Field(default=200, ge=1)
     cohort_weeks_recent: int = Field(default=8, ge=1)
     dropoff_min_journeys: int = Field(
-        default=5, ge=1, description="a drop-off driver is tested only when this many journeys have it"
+        default=5,
+        ge=1,
+        description="a drop-off driver is tested only when this many journeys have it",
     )
 
 
@@ -278,7 +291,14 @@ class EmotionSettings(_Strict):
         description="event names of calls that failed (abandoned in queue, voicemail)",
     )
     negative_outcomes: list[str] = Field(
-        default_factory=lambda: ["abandoned", "voicemail", "lost", "declined", "cancelled", "complaint"],
+        default_factory=lambda: [
+            "abandoned",
+            "voicemail",
+            "lost",
+            "declined",
+            "cancelled",
+            "complaint",
+        ],
         description="values of the `outcome` column that count as a negative outcome",
     )
 
@@ -418,7 +438,7 @@ class JourneyConfig(_Strict):
         if self.designed_journey.transitions is not None:
             return [tuple(t) for t in self.designed_journey.transitions]  # type: ignore[misc]
         names = self.stage_names
-        return list(zip(names, names[1:], strict=False))
+        return list(itertools.pairwise(names))
 
     def pii_salt(self) -> str:
         """The pseudonymization salt, from the environment (never from the repo)."""
@@ -454,10 +474,14 @@ def _format_error(path: Path, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: dict[str, Any], base_dir: Path, origin: str = "journey.yaml") -> JourneyConfig:
+def parse_config(
+    data: dict[str, Any], base_dir: Path, origin: str = "journey.yaml"
+) -> JourneyConfig:
     """Validate an already-parsed mapping (tests build configs this way)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: the top level must be a mapping of keys, got {type(data).__name__}")
+        raise ConfigError(
+            f"{origin}: the top level must be a mapping of keys, got {type(data).__name__}"
+        )
     try:
         return JourneyConfig.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:

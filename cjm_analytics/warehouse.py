@@ -66,7 +66,9 @@ def connect(
 
 
 @contextmanager
-def connection(path: str | Path | None = None, **kwargs: Any) -> Iterator[duckdb.DuckDBPyConnection]:
+def connection(
+    path: str | Path | None = None, **kwargs: Any
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """`connect()` as a context manager that always closes."""
     con = connect(path, **kwargs)
     try:
@@ -101,7 +103,11 @@ def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -
     ordered: list[Model] = []
     for layer in layers:
         folder = sql_dir / layer
-        models = [Model(layer, p.stem, p) for p in sorted(folder.glob("*.sql"))] if folder.is_dir() else []
+        models = (
+            [Model(layer, p.stem, p) for p in sorted(folder.glob("*.sql"))]
+            if folder.is_dir()
+            else []
+        )
         ordered.extend(_dependency_order(models))
     return ordered
 
