@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -140,9 +141,10 @@ def measure(script: str, function: str, kwargs: dict[str, Any]) -> Measured:
         if proc.returncode != 0 or not out.exists():
             tail = log.read_text(errors="replace")[-4000:]
             raise BenchFailure(f"{script}:{function}({kwargs}) exited {proc.returncode}:\n{tail}")
-        result = json.loads(out.read_text())
+        payload = json.loads(out.read_text())
     cpu = usage.ru_utime + usage.ru_stime
-    return Measured(result, wall, max(usage.ru_maxrss / 1024, peak[0]), cpu)
+    # the child's own high-water mark, or its process tree's polled peak, whichever is larger
+    return Measured(payload["result"], wall, max(payload["own_peak_rss_mb"], peak[0]), cpu)
 
 
 def repeat(script: str, function: str, kwargs: dict[str, Any], times: int) -> Repeated:
@@ -158,7 +160,22 @@ def _child_main(script: str, function: str, kwargs_json: str, out: str) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     result = getattr(module, function)(**json.loads(kwargs_json))
-    Path(out).write_text(json.dumps(result, default=str))
+    payload = {"result": result, "own_peak_rss_mb": _own_peak_rss_mb()}
+    Path(out).write_text(json.dumps(payload, default=str))
+
+
+def _own_peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM of its address space since exec), in MB.
+
+    `ru_maxrss` from wait4 is not usable for that on Linux: exec carries the parent's
+    high-water mark over into the child's, so a child of a 1 GB process reports >= 1 GB.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Clock:

@@ -87,3 +87,13 @@ def test_the_floor_reads_exactly_the_rows_ingest_reads(tmp_path: Path) -> None:
     assert sum(read["rows"].values()) == ingested["rows_read"]
     assert read["sorted_rows"] == ingested["rows_read"]
     assert json.dumps(read)  # JSON-able for the results file
+
+
+def test_a_large_parent_does_not_inflate_the_childs_peak(child_script: Path) -> None:
+    # Linux's ru_maxrss of an exec'd child starts at its parent's high-water mark; the
+    # measured peak must be the child's own even when this process holds 700 MB.
+    ballast = bytearray(700 * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    measured = measure(str(child_script), "allocate", {"megabytes": 100})
+    assert 100 <= measured.peak_rss_mb < 400
+    del ballast
