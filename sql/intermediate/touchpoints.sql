@@ -17,10 +17,28 @@
 --   channel: the matching rule's channel when it sets one, else the event's channel;
 --   journey_stage / journey_stage_order: the furthest stage the journey had reached at this
 --     touchpoint, this one included (NULL before its first mapped touchpoint).
+--
+-- Cost (ADR 0073): the five-key order is sorted once, on a narrow projection keyed by the
+--   events rowid; the later windows order by that integer (customer_seq), and the wide
+--   columns are joined back by the rowid at the end.
 with
 
 known_events as (
-    select * from events where customer_id is not null
+    select rowid as event_key, * from events where customer_id is not null
+),
+
+known_event_keys as (
+    select
+        rowid as event_key,
+        customer_id,
+        event_at,
+        source,
+        source_file,
+        source_row,
+        source_event_seq,
+        event_id
+    from events
+    where customer_id is not null
 ),
 
 stage_matches as (
@@ -31,27 +49,32 @@ stages as (
     select stage, stage_order from stage_definitions
 ),
 
-mapped as (
+ordered as (
+    -- the only sort by the full order: a narrow projection, numbered per customer
     select
-        known_events.*,
-        known_events.source || ':' || known_events.event_id as touchpoint_id,
+        known_event_keys.event_key,
+        known_event_keys.customer_id,
+        known_event_keys.event_at,
+        known_event_keys.source || ':' || known_event_keys.event_id as touchpoint_id,
         stage_matches.stage,
         stage_matches.stage_order,
-        coalesce(stage_matches.rule_channel, known_events.channel) as touch_channel
-    from known_events
+        stage_matches.rule_channel,
+        row_number() over customer_order as customer_seq,
+        lag(known_event_keys.event_at) over customer_order as previous_event_at
+    from known_event_keys
     left join stage_matches
-        on stage_matches.source = known_events.source
-        and stage_matches.event_id = known_events.event_id
-),
-
-with_gaps as (
-    select
-        *,
-        lag(event_at) over (
-            partition by customer_id
-            order by event_at, source, source_file, source_row, source_event_seq, event_id
-        ) as previous_event_at
-    from mapped
+        on stage_matches.source = known_event_keys.source
+        and stage_matches.event_id = known_event_keys.event_id
+    window customer_order as (
+        partition by known_event_keys.customer_id
+        order by
+            known_event_keys.event_at,
+            known_event_keys.source,
+            known_event_keys.source_file,
+            known_event_keys.source_row,
+            known_event_keys.source_event_seq,
+            known_event_keys.event_id
+    )
 ),
 
 journey_starts as (
@@ -63,15 +86,16 @@ journey_starts as (
                 > getvariable('journey_inactivity_seconds') then 1
             else 0
         end as is_journey_start
-    from with_gaps
+    from ordered
 ),
 
 numbered as (
+    -- windows from here on order by the integer customer_seq, not the five keys
     select
         *,
         sum(is_journey_start) over (
             partition by customer_id
-            order by event_at, source, source_file, source_row, source_event_seq, event_id
+            order by customer_seq
             rows between unbounded preceding and current row
         ) as journey_number
     from journey_starts
@@ -88,44 +112,45 @@ sequenced as (
     from numbered
     window journey_order as (
         partition by customer_id, journey_number
-        order by event_at, source, source_file, source_row, source_event_seq, event_id
+        order by customer_seq
     )
 ),
 
 final as (
     select
         sequenced.touchpoint_id,
-        sequenced.event_id,
+        known_events.event_id,
         sequenced.customer_id,
         left(md5(sequenced.customer_id || chr(31) || sequenced.first_touchpoint_id), 16)
             as journey_id,
         sequenced.touchpoint_seq,
-        sequenced.source,
-        sequenced.event_name,
-        sequenced.event_at,
+        known_events.source,
+        known_events.event_name,
+        known_events.event_at,
         sequenced.stage,
         cast(sequenced.stage_order as integer) as stage_order,
-        sequenced.touch_channel as channel,
+        coalesce(sequenced.rule_channel, known_events.channel) as channel,
         cast(sequenced.journey_number as bigint) as journey_number,
         stages.stage as journey_stage,
         cast(sequenced.journey_stage_order as integer) as journey_stage_order,
-        sequenced.page_url,
-        sequenced.device,
-        sequenced.region,
-        sequenced.utm_source,
-        sequenced.utm_medium,
-        sequenced.utm_campaign,
-        sequenced.amount,
-        sequenced.csat_score,
-        sequenced.nps_score,
-        sequenced.outcome,
-        sequenced.properties,
-        sequenced.source_file,
-        sequenced.source_row,
-        sequenced.source_event_seq
+        known_events.page_url,
+        known_events.device,
+        known_events.region,
+        known_events.utm_source,
+        known_events.utm_medium,
+        known_events.utm_campaign,
+        known_events.amount,
+        known_events.csat_score,
+        known_events.nps_score,
+        known_events.outcome,
+        known_events.properties,
+        known_events.source_file,
+        known_events.source_row,
+        known_events.source_event_seq
     from sequenced
+    inner join known_events on known_events.event_key = sequenced.event_key
     left join stages on stages.stage_order = sequenced.journey_stage_order
-    order by sequenced.customer_id, sequenced.journey_number, sequenced.touchpoint_seq
+    order by sequenced.customer_id, sequenced.customer_seq
 )
 
 select * from final
