@@ -60,9 +60,20 @@ def connect(
             f"{exc}. Another process may hold it read-write; analysts should open the "
             f"published warehouse with read_only=True"
         ) from None
-    con.execute("SET enable_progress_bar = false")
+    _disable_progress_bar(con)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def _disable_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    """No progress bar on stdout. Inside Jupyter without ipywidgets DuckDB refuses to touch
+    the setting at all ("required package 'ipywidgets' is missing"); there the bar cannot
+    render either, so the refusal is harmless and an analyst's notebook must still connect."""
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException as exc:
+        if "ipywidgets" not in str(exc):
+            raise
 
 
 @contextmanager
