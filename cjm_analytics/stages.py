@@ -26,24 +26,14 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from cjm_analytics.config import JourneyConfig, StageRule
+from cjm_analytics.config import CANONICAL_FIELDS, JourneyConfig, StageRule
 from cjm_analytics.errors import ConfigError
 
 #: Canonical event columns a `where:` condition may test (the SQL matcher knows exactly these).
+#: The source, and every canonical field but the event's id and time.
 CONDITION_COLUMNS: tuple[str, ...] = (
     "source",
-    "event_name",
-    "channel",
-    "page_url",
-    "device",
-    "region",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "amount",
-    "csat_score",
-    "nps_score",
-    "outcome",
+    *(field for field in CANONICAL_FIELDS if field not in ("event_id", "event_at")),
 )
 PROPERTY_PREFIX = "properties."
 

@@ -12,19 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cjm_analytics.config import Condition, SourceConfig
+from cjm_analytics.config import CANONICAL_FIELDS, Condition, SourceConfig
 
 #: canonical fields read as numbers (validated with try_cast)
 NUMERIC_FIELDS: tuple[str, ...] = ("amount", "csat_score", "nps_score")
 #: canonical fields copied as text
-TEXT_FIELDS: tuple[str, ...] = (
-    "page_url",
-    "device",
-    "region",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "outcome",
+TEXT_FIELDS: tuple[str, ...] = tuple(
+    field
+    for field in CANONICAL_FIELDS
+    if field not in ("event_id", "event_name", "event_at", "channel", *NUMERIC_FIELDS)
 )
 
 
