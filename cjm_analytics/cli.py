@@ -3,6 +3,7 @@ one library function; no logic lives here."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -15,7 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+#: Piped output (make demo, CI logs) gets 120 columns instead of rich's 80, so tables stay whole.
+console = Console(width=None if sys.stdout.isatty() else 120)
 DEFAULT_CONFIG = Path("data/demo/journey.yaml")
 ConfigOption = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="path to journey.yaml")
 
@@ -91,7 +93,10 @@ def ingest_command(config: Path = ConfigOption) -> None:
         return
     table = Table(title="ingest")
     for column in ("source", "file", "status", "read", "loaded", "rejected", "events"):
-        table.add_column(column, justify="right" if column in ("read", "loaded", "rejected", "events") else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("read", "loaded", "rejected", "events") else "left",
+        )
     for f in summary.files:
         table.add_row(f.source, f.source_file, f.status, str(f.rows_read), str(f.rows_loaded),
                       str(f.rows_rejected), str(f.events_loaded))  # fmt: skip
