@@ -88,8 +88,15 @@ def _identifier_tables(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> No
     con.register("kinds_input", kinds)
     con.execute("CREATE OR REPLACE TEMP TABLE stitch_kinds AS SELECT * FROM kinds_input")
     con.unregister("kinds_input")
+    # stg_events is a view over the lake's Parquet (ADR 0090): it has no rowid, so the event
+    # keys are numbered once here, on a narrow copy, and map back by (source, event_id)
+    identifiers = ", ".join(dict.fromkeys(IDENTIFIER_COLUMNS.values()))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stitch_source AS SELECT row_number() OVER () AS event_key, "
+        f"source, event_id, {identifiers} FROM stg_events"
+    )
     unions = " UNION ALL ".join(
-        f"SELECT rowid AS event_key, '{kind}' AS kind, {column} AS value FROM stg_events "
+        f"SELECT event_key, '{kind}' AS kind, {column} AS value FROM stitch_source "
         f"WHERE {column} IS NOT NULL"
         for kind, column in IDENTIFIER_COLUMNS.items()
     )
@@ -394,8 +401,11 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
         "CREATE OR REPLACE TABLE events AS "
         "WITH chosen AS (SELECT e.event_key, arg_min(nc.customer_id, nc.rank) AS customer_id "
         "FROM stitch_event_ids e JOIN node_customer nc USING (node_id) WHERE nc.customer_id IS NOT NULL "
-        "GROUP BY e.event_key) "
-        f"SELECT {columns}, c.customer_id FROM stg_events s LEFT JOIN chosen c ON c.event_key = s.rowid"
+        "GROUP BY e.event_key), "
+        "keyed AS (SELECT k.source, k.event_id, c.customer_id FROM chosen c "
+        "JOIN stitch_source k USING (event_key)) "
+        f"SELECT {columns}, c.customer_id FROM stg_events s "
+        "LEFT JOIN keyed c ON c.source = s.source AND c.event_id = s.event_id"
     )
     con.execute(
         "CREATE OR REPLACE TABLE identity_map AS SELECT kind AS identifier_kind, value AS identifier_value, "
@@ -405,7 +415,21 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
         "CREATE OR REPLACE TABLE identity_merges AS SELECT merged_at, kept_customer_id, merged_customer_id, "
         "edge, is_blocked, reason, identifier_count FROM stitch_merge_log"
     )
+    _stg_events_over_events(con)
     con.execute("COMMIT")
+
+
+def _stg_events_over_events(con: duckdb.DuckDBPyConnection) -> None:
+    """Point the `stg_events` view (load_lake: over the lake's Parquet) at `events`, the same
+    rows now in the warehouse: the published file then never reads the lake, which a full
+    rebuild renames (ADR 0090). A `stg_events` table (built by hand in tests) is left alone."""
+    kind = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = 'stg_events' "
+        "AND table_schema = 'main' AND table_catalog = current_database()"
+    ).fetchall()
+    if kind and kind[0][0] == "VIEW":
+        columns = ", ".join(LAKE_EVENT_COLUMNS)
+        con.execute(f"CREATE OR REPLACE VIEW stg_events AS SELECT {columns} FROM events")
 
 
 def _quality(

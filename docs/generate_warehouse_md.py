@@ -60,7 +60,7 @@ TEXT = {
     # ingest
     "stg_events": (
         "ingest",
-        "`cjm_analytics.ingest.load_lake` (from the lake's Parquet files)",
+        "`cjm_analytics.ingest.load_lake` and `cjm_analytics.identity.stitch`: a VIEW, not a table (ADR 0090). load_lake points it at the lake's Parquet files listed in the manifest; stitch then points it at the lake columns of `events` (the same rows), so the published file never reads the lake",
         "Grain: one row per event in the lake. Key: (source, event_id).\nThe normalized source events of every loaded file (schema `LAKE_EVENT_COLUMNS`): `event_at` in UTC, emails and phones only as salted hashes (`email_hash`, `phone_hash`), the source's extra columns as JSON in `properties`, and the lineage `source_file` / `source_row` (1-based data row) / `source_event_seq` (the event's place among the events of its row in their listed order: 1, 2, ... for wide records and exploded lists, 0 when the row is one event; it breaks ties after `source_row`, ADR 0063).",
     ),
     "ingest_files": (
@@ -224,7 +224,12 @@ def section_of(name, path):
 n = tiny.tiny_nights()
 with warehouse.connection(n.cfg.warehouse_path, read_only=True) as con:
     tables = [
-        r[0] for r in con.execute("select table_name from duckdb_tables() order by 1").fetchall()
+        r[0]
+        for r in con.execute(
+            "select table_name from duckdb_tables() union all "
+            "select view_name from duckdb_views() where not internal and schema_name = 'main' "
+            "order by 1"
+        ).fetchall()
     ]
     cols = {
         t: con.execute(

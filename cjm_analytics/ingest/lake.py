@@ -158,7 +158,7 @@ def commit_file(
 
 
 def load_lake(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
-    """Create `stg_events`, `ingest_files` and `ingest_rejects` in an open warehouse.
+    """Create the view `stg_events` and the tables `ingest_files`, `ingest_rejects`.
 
     Grains: stg_events one row per loaded lake event (key source, event_id); ingest_files one
     row per loaded input file (key source, sha256); ingest_rejects one row per rejected input
@@ -174,28 +174,11 @@ def load_lake(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
                 for name in ("ingest_files", "ingest_rejects")
             }
             paths = [
-                str(cfg.lake_dir / p)
+                str((cfg.lake_dir / p).absolute())  # the view outlives the cwd
                 for (p,) in state.execute("SELECT path FROM lake_files ORDER BY path").fetchall()
             ]
     con.execute("BEGIN")
-    con.execute("DROP TABLE IF EXISTS stg_events")
-    con.execute(create_table_sql("stg_events", LAKE_EVENT_COLUMNS))
-    if paths:
-        # a column added to the contract later (source_event_seq, ADR 0063) is NULL in the
-        # parts written before it
-        stored = {
-            r[0]
-            for r in con.execute("SELECT DISTINCT name FROM parquet_schema(?)", [paths]).fetchall()
-        }
-        columns = ", ".join(
-            f"CAST({c if c in stored else 'NULL'} AS {t}) AS {c}"
-            for c, t in LAKE_EVENT_COLUMNS.items()
-        )
-        con.execute(
-            f"INSERT INTO stg_events SELECT {columns} "
-            "FROM read_parquet(?, hive_partitioning = false, union_by_name = true)",
-            [paths],
-        )
+    _create_stg_events(con, paths)
     for name, columns_spec in (
         ("ingest_files", INGEST_FILE_COLUMNS),
         ("ingest_rejects", REJECT_COLUMNS),
@@ -208,3 +191,34 @@ def load_lake(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
             con.execute(f"INSERT INTO {name} SELECT * FROM state_rows")
             con.unregister("state_rows")
     con.execute("COMMIT")
+
+
+def _create_stg_events(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+    """`stg_events` as a VIEW over the manifest's Parquet parts (ADR 0090): the wide event
+    table is written once, as `events`, by identity.stitch (which then points this view at
+    `events`, as a full rebuild renames the lake); not copied here first."""
+    kind = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = 'stg_events' "
+        "AND table_schema = 'main' AND table_catalog = current_database()"
+    ).fetchall()
+    if kind:
+        con.execute("DROP VIEW stg_events" if kind[0][0] == "VIEW" else "DROP TABLE stg_events")
+    if not paths:
+        columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in LAKE_EVENT_COLUMNS.items())
+        con.execute(f"CREATE VIEW stg_events AS SELECT {columns} WHERE false")
+        return
+    # a column added to the contract later (source_event_seq, ADR 0063) is NULL in the
+    # parts written before it
+    stored = {
+        r[0] for r in con.execute("SELECT DISTINCT name FROM parquet_schema(?)", [paths]).fetchall()
+    }
+    columns = ", ".join(
+        f"CAST({c if c in stored else 'NULL'} AS {t}) AS {c}" for c, t in LAKE_EVENT_COLUMNS.items()
+    )
+    # a view cannot hold bound parameters: the manifest's paths (not config values) are
+    # written as SQL string literals, quotes doubled
+    listed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+    con.execute(
+        f"CREATE VIEW stg_events AS SELECT {columns} "
+        f"FROM read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
+    )

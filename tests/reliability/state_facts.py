@@ -46,7 +46,11 @@ RUN_COLUMNS = frozenset(
 
 def tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [
-        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables "  # stg_events is a view (ADR 0090)
+            "WHERE table_schema = 'main' AND table_catalog = current_database() ORDER BY 1"
+        ).fetchall()
     ]
 
 
