@@ -7,6 +7,7 @@ import duckdb
 import plotly.graph_objects as go
 import polars as pl
 
+from cjm_analytics.reports.intervals import interval_error_bars
 from cjm_analytics.reports.sql import report_query
 
 
@@ -31,12 +32,9 @@ def conformance_figure(frame: pl.DataFrame) -> go.Figure:
                 name=str(group[0]),
                 customdata=part["journey_count"].to_list(),
                 hovertemplate="%{x}: %{y:.1%} of %{customdata:,} journeys",
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": (part["conversion_rate_high"] - part["conversion_rate"]).to_list(),
-                    "arrayminus": (part["conversion_rate"] - part["conversion_rate_low"]).to_list(),
-                },
+                error_y=interval_error_bars(
+                    part, "conversion_rate", "conversion_rate_low", "conversion_rate_high"
+                ),
             )
         )
     fig.update_layout(

@@ -7,6 +7,7 @@ import duckdb
 import plotly.graph_objects as go
 import polars as pl
 
+from cjm_analytics.reports.intervals import interval_error_bars
 from cjm_analytics.reports.sql import has_tables, report_query
 
 
@@ -44,12 +45,9 @@ def constraint_figure(frame: pl.DataFrame) -> go.Figure:
                 )
             ),
             hovertemplate="%{x}: +%{y:,.0f} successes (rate %{customdata[0]:.1%} -> benchmark %{customdata[1]:.1%})",
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": (frame["extra_success_high"] - frame["extra_success_count"]).to_list(),
-                "arrayminus": (frame["extra_success_count"] - frame["extra_success_low"]).to_list(),
-            },
+            error_y=interval_error_bars(
+                frame, "extra_success_count", "extra_success_low", "extra_success_high"
+            ),
         )
     )
     fig.update_layout(

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from cjm_analytics.reports.intervals import interval_error_bars
 from cjm_analytics.reports.sql import report_query
 
 
@@ -44,12 +45,9 @@ def stage_funnel_figure(frame: pl.DataFrame) -> go.Figure:
             x=rates["stage"].to_list(),
             y=rates["conversion_rate"].to_list(),
             name="conversion rate",
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": (rates["conversion_rate_high"] - rates["conversion_rate"]).to_list(),
-                "arrayminus": (rates["conversion_rate"] - rates["conversion_rate_low"]).to_list(),
-            },
+            error_y=interval_error_bars(
+                rates, "conversion_rate", "conversion_rate_low", "conversion_rate_high"
+            ),
         ),
         row=1,
         col=2,

@@ -6,6 +6,7 @@ import duckdb
 import plotly.graph_objects as go
 import polars as pl
 
+from cjm_analytics.reports.intervals import interval_error_bars
 from cjm_analytics.reports.sql import report_query
 
 
@@ -24,12 +25,9 @@ def trends_figure(frame: pl.DataFrame) -> go.Figure:
                 y=part["conversion_rate"].to_list(),
                 mode="lines+markers",
                 name=str(stage),
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": (part["conversion_rate_high"] - part["conversion_rate"]).to_list(),
-                    "arrayminus": (part["conversion_rate"] - part["conversion_rate_low"]).to_list(),
-                },
+                error_y=interval_error_bars(
+                    part, "conversion_rate", "conversion_rate_low", "conversion_rate_high"
+                ),
             )
         )
     fig.update_layout(
