@@ -16,7 +16,10 @@ import sys
 import duckdb
 
 #: Tables that legitimately differ between two builds of the same night (run ids, times).
-DEFAULT_SKIP = ("runs", "stage_history", "segment_history", "identity_merges")
+DEFAULT_SKIP = ("runs", "stage_history", "segment_history", "identity_merges", "build_info")
+#: Columns that name the run or the wall-clock moment a row was written: they differ between
+#: two builds of the same night by design.
+RUN_COLUMNS = ("run_id", "previous_run_id", "loaded_at", "rejected_at", "merged_at")
 
 
 def _fingerprint_sql(con: duckdb.DuckDBPyConnection, db: str, table: str) -> str:
@@ -27,6 +30,8 @@ def _fingerprint_sql(con: duckdb.DuckDBPyConnection, db: str, table: str) -> str
     ).fetchall()
     parts = []
     for name, data_type in columns:
+        if name in RUN_COLUMNS:
+            continue
         quoted = f'"{name}"'
         if data_type in ("DOUBLE", "FLOAT", "REAL") or data_type.startswith("DECIMAL"):
             parts.append(

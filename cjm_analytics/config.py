@@ -325,6 +325,11 @@ class WarehouseSettings(_Strict):
     memory_limit: str | None = None
     threads: int | None = Field(default=None, ge=1)
     temp_directory: str | None = None
+    incremental: bool = Field(
+        default=True,
+        description="recompute per-customer models only for customers whose events changed "
+        "since the published night (same results; docs/adr/0100); false recomputes all",
+    )
 
 
 class MiningSettings(_Strict):

@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -109,16 +110,23 @@ class JourneyBuildSummary:
 
 
 def build_journey_models(
-    con: duckdb.DuckDBPyConnection, cfg: JourneyConfig, as_of: datetime
+    con: duckdb.DuckDBPyConnection,
+    cfg: JourneyConfig,
+    as_of: datetime,
+    previous: Path | None = None,
 ) -> JourneyBuildSummary:
-    """Build touchpoints, journeys and every stage mart from `events` as of `as_of` (UTC)."""
+    """Build touchpoints, journeys and every stage mart from `events` as of `as_of` (UTC).
+
+    With `previous` (the published warehouse), per-customer models are recomputed only for
+    `night_changed_customers` and carried forward for the others (cjm_analytics.incremental)."""
     _require_events(con)
     as_of_utc = to_utc_naive(as_of)
     stages.load_stage_tables(con, cfg)
     load_setting_tables(con, cfg)
     warehouse.set_variables(con, model_variables(cfg, as_of_utc))
-    built = warehouse.run_models(con, journey_models())
-    from cjm_analytics import constraint, drivers
+    from cjm_analytics import constraint, drivers, incremental
+
+    built = incremental.run_models(con, journey_models(), previous)
 
     built += drivers.build_dropoff_drivers(con)
     built += constraint.build_constraint_tables(con, cfg)

@@ -75,20 +75,27 @@ def mining_models(names: Iterable[str]) -> list[Model]:
 
 
 def build_mining(
-    con: duckdb.DuckDBPyConnection, cfg: JourneyConfig, out_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    cfg: JourneyConfig,
+    out_dir: Path,
+    previous: Path | None = None,
 ) -> MiningSummary:
     """Mine `touchpoints` + `journeys`: SQL marts, discovered models, conformance.
 
     Writes the process tree (.ptml), Petri nets (.pnml) and BPMN (.bpmn) of the discovered
     journey into `out_dir`, and the tables listed in `LOG_MODELS`, `CONFORMANCE_MODELS`,
     `discovered_model_edges`, `stage_variant_fitness`, `designed_stages` and
-    `designed_transitions` into the warehouse.
+    `designed_transitions` into the warehouse. With `previous` (the published warehouse),
+    per-journey models are recomputed only for `night_changed_customers`
+    (cjm_analytics.incremental).
     """
     _require_tables(con, ("touchpoints", "journeys"))
     _require_event_names(con)
     load_designed_journey(con, cfg)
     set_variables(con, {"mining_allow_late_entry": cfg.mining.conformance_allow_late_entry})
-    tables = run_models(con, mining_models(LOG_MODELS))
+    from cjm_analytics import incremental
+
+    tables = incremental.run_models(con, mining_models(LOG_MODELS), previous)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = discover_journey_models(con, cfg.mining, out_dir)

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from cjm_analytics import changes, history, warehouse
+from cjm_analytics import changes, history, incremental, warehouse
 from cjm_analytics.config import JourneyConfig
 from cjm_analytics.errors import WarehouseError
 from cjm_analytics.history import RunRecord, utc_now
@@ -50,6 +50,7 @@ class Night:
     build_path: Path
     out_dir: Path
     lake_swap: tuple[Path, Path] | None = None  # (rebuilt lake, published lake) on a full rebuild
+    plan: incremental.Plan = incremental.NOT_PLANNED
 
 
 @dataclass
@@ -199,6 +200,8 @@ def _prepare(
     full_rebuild: bool,
 ) -> Night:
     lake_swap = None
+    plan = incremental.plan(cfg, full_rebuild)
+    log.info("night %s: %s", run_id, plan.reason)
     if full_rebuild:
         rebuilt = cfg.lake_dir.with_name(f"{cfg.lake_dir.name}.rebuild-{run_id}")
         lake_swap = (rebuilt, cfg.lake_dir)
@@ -213,6 +216,7 @@ def _prepare(
         build_path=building_path(cfg.warehouse_path, run_id),
         out_dir=history.run_dir(cfg.runs_dir, run_id),
         lake_swap=lake_swap,
+        plan=plan,
     )
 
 
@@ -289,10 +293,19 @@ def build_step(night: Night) -> Facts:
     with _build(night) as con:
         load_lake(con, night.cfg)
         summary = stitch(con, night.cfg)
+        changed = _changed_customers(con, night)
+        incremental.write_build_info(con, night.cfg, night.run_id, night.plan)
         con.execute("CHECKPOINT")
-    return _summary_facts(
+    facts = _summary_facts(
         summary, {"customer_count": "customer_count", "event_count": "event_count"}
     )
+    return facts | {"changed_customer_count": changed, "is_incremental": night.plan.is_incremental}
+
+
+def _changed_customers(con: duckdb.DuckDBPyConnection, night: Night) -> int:
+    """`night_changed_customers` against the published night, whether or not tonight is
+    incremental (every customer on the first night)."""
+    return incremental.write_changed_customers(con, night.cfg.warehouse_path)
 
 
 def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> datetime:
@@ -317,7 +330,7 @@ def stages_step(night: Night) -> Facts:
 
     with _build(night) as con:
         as_of = resolve_as_of(con, night.as_of)
-        summary = journeys.build_journey_models(con, night.cfg, as_of)
+        summary = journeys.build_journey_models(con, night.cfg, as_of, night.plan.previous)
         con.execute("CHECKPOINT")
         facts: Facts = {"as_of": as_of, "journey_count": _count(con, "journeys")}
         facts["constraint_transition"] = getattr(summary, "constraint_transition", None)
@@ -337,7 +350,7 @@ def mining_step(night: Night) -> Facts:
 
     night.out_dir.mkdir(parents=True, exist_ok=True)
     with _build(night) as con:
-        summary = build_mining(con, night.cfg, night.out_dir)
+        summary = build_mining(con, night.cfg, night.out_dir, night.plan.previous)
         con.execute("CHECKPOINT")
     return _summary_facts(
         summary,

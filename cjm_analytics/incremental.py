@@ -1,0 +1,359 @@
+"""The incremental night: per-customer models are recomputed only for the customers whose
+events changed since the published night; everything else is carried forward from it.
+
+A customer's touchpoints, stage matches, journey stage entries, journey steps and paths are
+a function of that customer's events and of the configuration alone (no `as_of`, no
+aggregate over other customers). So when a night adds 1% new events, the rows of every
+customer whose events are exactly the same as last night's are last night's rows. The night
+therefore:
+
+1. compares tonight's stitched `events` with the published file's (`previous`, attached
+   read-only) on their key (source, event_id) and writes `night_changed_customers`: every
+   customer id, tonight's or last night's, with an event added, removed or moved to another
+   customer (a merge or a split of identities moves events);
+2. runs each per-customer model (`SCOPED_MODELS`) unchanged, in an in-memory catalog whose
+   inputs hold only those customers' rows (small config tables are copied whole);
+3. replaces each such table by last night's rows of the unchanged customers plus the
+   recomputed rows;
+4. rebuilds every other model (journey status and abandonment depend on `as_of`; funnels,
+   benchmarks, variants and graphs aggregate over all customers) from the merged tables.
+
+It is used only when it gives the same warehouse a full recompute would: the published file
+must carry the same `build_info.fingerprint` (this configuration's stage, identity, timeout,
+funnel, mining and emotion settings, and every sql/ model and package source file), and
+every carried table must be there; otherwise the night recomputes everything and says why
+in the log and in `build_info.incremental_reason`. See docs/adr/0100-incremental-night.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from cjm_analytics import warehouse
+from cjm_analytics.config import JourneyConfig
+from cjm_analytics.warehouse import Model
+
+log = logging.getLogger(__name__)
+
+#: The published warehouse, attached read-only during an incremental night.
+PREVIOUS = "previous"
+#: The in-memory catalog per-customer models run in.
+SCOPE = "night_scope"
+#: The changed customers of the night (a warehouse table, documented for analysts too).
+CHANGED = "night_changed_customers"
+#: Models whose rows are a function of one customer's events and the configuration alone:
+#: keyed by customer_id, by journey_id (a journey belongs to one customer) or by the event
+#: key (source, event_id) of an event of a known customer.
+SCOPED_MODELS: frozenset[str] = frozenset(
+    {
+        "int_stage_rule_matches",
+        "touchpoints",
+        "int_journey_stage_entries",
+        "journey_steps",
+        "mining_log",
+        "mining_stage_log",
+        "journey_paths",
+        "journey_rework",
+        "journey_channel_deviations",
+    }
+)
+#: Settings that cannot change what a model computes (where files go, when to run, alerts).
+_NOT_IN_FINGERPRINT = {"paths", "schedule", "alerts", "warehouse"}
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Whether tonight carries the published night forward, and why (not)."""
+
+    previous: Path | None
+    reason: str
+
+    @property
+    def is_incremental(self) -> bool:
+        return self.previous is not None
+
+
+NOT_PLANNED = Plan(None, "not planned")
+
+
+def fingerprint(cfg: JourneyConfig) -> str:
+    """A hash of everything that decides the models' results: the configuration (minus
+    paths, schedule, alerts, warehouse limits) and the code (sql/ models, package sources)."""
+    digest = hashlib.sha256()
+    digest.update(cfg.model_dump_json(exclude=_NOT_IN_FINGERPRINT).encode())
+    for path in sorted(warehouse.SQL_DIR.rglob("*.sql")) + sorted(_PACKAGE.rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def plan(cfg: JourneyConfig, full_rebuild: bool) -> Plan:
+    """Carry the published night forward when it is safe; else say why not."""
+    published = cfg.warehouse_path
+    if full_rebuild:
+        return Plan(None, "full rebuild requested")
+    if not cfg.warehouse.incremental:
+        return Plan(None, "warehouse.incremental is false")
+    if not published.is_file():
+        return Plan(None, "no published warehouse yet")
+    try:
+        with warehouse.connection(published, read_only=True) as con:
+            found = _published_fingerprint(con)
+            missing = _missing_tables(con, SCOPED_MODELS | {"events", "journeys"})
+    except (duckdb.Error, warehouse.WarehouseError) as exc:
+        return Plan(None, f"the published warehouse cannot be read ({exc})")
+    if found != fingerprint(cfg):
+        return Plan(None, "configuration or code changed since the published night")
+    if missing:
+        return Plan(None, f"the published warehouse lacks {sorted(missing)}")
+    return Plan(published, "incremental: carrying the published night forward")
+
+
+def _published_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+    if _missing_tables(con, {"build_info"}):
+        return None
+    row = con.execute("SELECT fingerprint FROM build_info").fetchone()
+    return row[0] if row else None
+
+
+def _missing_tables(con: duckdb.DuckDBPyConnection, names: set[str] | frozenset[str]) -> set[str]:
+    present = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    }
+    return set(names) - present
+
+
+def attach_previous(con: duckdb.DuckDBPyConnection, previous: Path) -> None:
+    """Attach the published night read-only as `previous` (once per connection)."""
+    attached = {
+        r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
+    if PREVIOUS not in attached:
+        con.execute(f"ATTACH ? AS {PREVIOUS} (READ_ONLY)", [str(previous)])
+
+
+def write_changed_customers(con: duckdb.DuckDBPyConnection, published: Path) -> int:
+    """`night_changed_customers` from tonight's `events` against the published file's
+    (every customer when there is none to compare with); how many."""
+    if _previous_events_readable(con, published):
+        compared = f"""
+    SELECT tonight.customer_id AS tonight_id, last_night.customer_id AS last_night_id
+    FROM events AS tonight
+    FULL OUTER JOIN {PREVIOUS}.events AS last_night
+        ON tonight.source = last_night.source AND tonight.event_id = last_night.event_id
+    WHERE tonight.customer_id IS DISTINCT FROM last_night.customer_id"""
+    else:
+        compared = "SELECT customer_id AS tonight_id, NULL AS last_night_id FROM events"
+    con.execute(
+        f"""
+CREATE OR REPLACE TABLE {CHANGED} AS
+WITH compared AS ({compared}
+),
+ids AS (
+    SELECT tonight_id AS customer_id FROM compared
+    UNION
+    SELECT last_night_id FROM compared
+),
+final AS (
+    SELECT customer_id FROM ids WHERE customer_id IS NOT NULL
+)
+SELECT * FROM final ORDER BY customer_id
+"""
+    )
+    return int(con.execute(f"SELECT count(*) FROM {CHANGED}").fetchone()[0])  # type: ignore[index]
+
+
+def _previous_events_readable(con: duckdb.DuckDBPyConnection, published: Path) -> bool:
+    if not published.is_file():
+        return False
+    try:
+        attach_previous(con, published)
+    except duckdb.Error as exc:
+        log.warning("cannot compare with the published warehouse %s: %s", published, exc)
+        return False
+    return "events" in _tables(con, PREVIOUS)
+
+
+def write_build_info(
+    con: duckdb.DuckDBPyConnection, cfg: JourneyConfig, run_id: str, plan_: Plan
+) -> None:
+    """`build_info`: one row saying how tonight's file was built (read by the next night)."""
+    con.execute(
+        "CREATE OR REPLACE TABLE build_info AS SELECT ?::VARCHAR AS run_id, "
+        "?::BOOLEAN AS is_incremental, ?::VARCHAR AS incremental_reason, "
+        "?::VARCHAR AS fingerprint",
+        [run_id, plan_.is_incremental, plan_.reason, fingerprint(cfg)],
+    )
+
+
+def run_models(
+    con: duckdb.DuckDBPyConnection, models: list[Model], previous: Path | None
+) -> list[str]:
+    """Build `models` (dependency order): in full without `previous`; else the per-customer
+    ones for the changed customers only, merged with last night's rows. Falls back to the
+    full build when a table they read (other than per-customer ones) differs from last
+    night's, e.g. new event names change the mining codes."""
+    if previous is None:
+        return warehouse.run_models(con, models)
+    attach_previous(con, previous)
+    scoped = [m for m in models if m.name in SCOPED_MODELS]
+    before = _needed_before(models, scoped)
+    after = [m for m in models if m not in scoped and m not in before]
+    built = warehouse.run_models(con, before)
+    changed = _changed_shared_inputs(con, scoped)
+    if changed:
+        log.info("per-customer models rebuilt in full: %s changed since last night", changed)
+        return built + warehouse.run_models(con, scoped + after)
+    return built + _run_scoped(con, scoped) + warehouse.run_models(con, after)
+
+
+def _needed_before(models: list[Model], scoped: list[Model]) -> list[Model]:
+    """The full models the per-customer ones read (directly or not): built first. None of
+    them may read a per-customer model of the same list (that would need two passes)."""
+    names = {m.name: m for m in models}
+    needed: set[str] = set()
+    stack = [n for m in scoped for n in _relations(m.sql) & set(names) if n not in SCOPED_MODELS]
+    while stack:
+        name = stack.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        reads = _relations(names[name].sql) & set(names)
+        if reads & SCOPED_MODELS:
+            raise warehouse.WarehouseError(
+                f"model {name} reads per-customer model(s) {sorted(reads & SCOPED_MODELS)} and "
+                "is read by one: the incremental night cannot order them; split the step"
+            )
+        stack.extend(reads)
+    return [m for m in models if m.name in needed]
+
+
+def _relations(sql: str) -> set[str]:
+    return set(re.findall(r"\b[a-z_][a-z0-9_]*\b", re.sub(r"--[^\n]*", "", sql.lower())))
+
+
+def _shared_inputs(con: duckdb.DuckDBPyConnection, models: list[Model]) -> list[str]:
+    """Tables the models read that have no customer_id (copied whole into the scope)."""
+    home = _home(con)
+    wanted = set().union(*(_relations(m.sql) for m in models)) - {m.name for m in models}
+    return [
+        t for t in _tables(con, home) if t in wanted and "customer_id" not in _columns(con, home, t)
+    ]
+
+
+def _changed_shared_inputs(con: duckdb.DuckDBPyConnection, models: list[Model]) -> list[str]:
+    """The shared inputs whose rows differ from last night's (or that it did not have)."""
+    changed = []
+    last_night = set(_tables(con, PREVIOUS))
+    for table in _shared_inputs(con, models):
+        if table not in last_night:
+            changed.append(table)
+            continue
+        differing = con.execute(
+            f'SELECT count(*) FROM ((FROM "{table}" EXCEPT ALL FROM {PREVIOUS}."{table}") '
+            f'UNION ALL (FROM {PREVIOUS}."{table}" EXCEPT ALL FROM "{table}"))'
+        ).fetchone()[0]  # type: ignore[index]
+        if differing:
+            changed.append(table)
+    return changed
+
+
+def _home(con: duckdb.DuckDBPyConnection) -> str:
+    return str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+
+
+def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model]) -> list[str]:
+    home = _home(con)
+    produced = {m.name for m in models}
+    wanted = set().union(*(_relations(m.sql) for m in models)) - produced
+    inputs = [t for t in _tables(con, home) if t in wanted]
+    con.execute(f"ATTACH ':memory:' AS {SCOPE}")
+    try:
+        for table in inputs:
+            _copy_input(con, home, table)
+        con.execute(f"USE {SCOPE}")
+        warehouse.run_models(con, models)
+        con.execute(f'USE "{home}"')
+        for model in models:
+            _merge(con, home, model.name)
+    finally:
+        con.execute(f'USE "{home}"')
+        con.execute(f"DETACH {SCOPE}")
+    return [m.name for m in models]
+
+
+def _tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1", [database]
+        ).fetchall()
+    ]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> set[str]:
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ?",
+            [database, table],
+        ).fetchall()
+    }
+
+
+def _copy_input(con: duckdb.DuckDBPyConnection, home: str, table: str) -> None:
+    """An input of the per-customer models: the changed customers' rows, or whole when it
+    has no customer (a config table)."""
+    source = f'"{home}"."{table}"'
+    if "customer_id" in _columns(con, home, table):
+        con.execute(
+            f'CREATE TABLE {SCOPE}."{table}" AS SELECT s.* FROM {source} AS s '
+            f'SEMI JOIN "{home}".{CHANGED} AS c ON s.customer_id = c.customer_id'
+        )
+    else:
+        con.execute(f'CREATE TABLE {SCOPE}."{table}" AS SELECT * FROM {source}')
+
+
+def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str) -> None:
+    """`table` := last night's rows of unchanged customers + tonight's recomputed rows."""
+    columns = _columns(con, SCOPE, table)
+    if "customer_id" in columns:
+        kept = (
+            f'SELECT p.* FROM {PREVIOUS}."{table}" AS p '
+            f'ANTI JOIN "{home}".{CHANGED} AS c ON p.customer_id = c.customer_id'
+        )
+    elif "journey_id" in columns:
+        kept = (
+            f'SELECT p.* FROM {PREVIOUS}."{table}" AS p ANTI JOIN ('
+            f"SELECT j.journey_id FROM {PREVIOUS}.journeys AS j "
+            f'SEMI JOIN "{home}".{CHANGED} AS c ON j.customer_id = c.customer_id'
+            ") AS changed_journeys ON p.journey_id = changed_journeys.journey_id"
+        )
+    elif {"source", "event_id"} <= columns:
+        kept = (
+            f'SELECT p.* FROM {PREVIOUS}."{table}" AS p SEMI JOIN ('
+            f"SELECT e.source, e.event_id FROM {PREVIOUS}.events AS e "
+            f'ANTI JOIN "{home}".{CHANGED} AS c ON e.customer_id = c.customer_id'
+            ") AS unchanged ON p.source = unchanged.source AND p.event_id = unchanged.event_id"
+        )
+    else:
+        raise warehouse.WarehouseError(
+            f"per-customer model {table} has no customer_id, journey_id or (source, event_id) "
+            "to be carried forward by; remove it from incremental.SCOPED_MODELS"
+        )
+    con.execute("BEGIN")
+    con.execute(
+        f'CREATE OR REPLACE TABLE "{home}"."{table}" AS '
+        f'{kept} UNION ALL BY NAME SELECT * FROM {SCOPE}."{table}"'
+    )
+    con.execute("COMMIT")
