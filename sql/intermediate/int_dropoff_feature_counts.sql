@@ -21,7 +21,8 @@
 with
 
 facts as (
-    select * from int_journey_stage_facts
+    select journey_id, stage, stage_order, next_entered_seq, is_abandoned_here, is_moved_on
+    from int_journey_stage_facts
     where not is_final_stage and is_entry_observed and (is_moved_on or is_abandoned_here)
 ),
 
@@ -37,63 +38,91 @@ failed_call_events as (
     select value as event_name from emotion_event_kinds where kind = 'failed_call'
 ),
 
+first_touch_features as (
+    -- each touchpoint feature of a journey, with the first touchpoint_seq that has it
+    select journey_id, 'touchpoint' as feature_kind, source || ': ' || event_name as feature_value,
+        min(touchpoint_seq) as first_seq
+    from journey_touchpoints
+    group by journey_id, source || ': ' || event_name
+    union all
+    select journey_id, 'channel' as feature_kind, channel as feature_value,
+        min(touchpoint_seq) as first_seq
+    from journey_touchpoints
+    where channel is not null
+    group by journey_id, channel
+    union all
+    select journey_id, 'failed_call' as feature_kind, 'yes' as feature_value,
+        min(touchpoint_seq) as first_seq
+    from journey_touchpoints
+    where event_name in (select event_name from failed_call_events)
+    group by journey_id
+    union all
+    select journey_id, 'page' as feature_kind, regexp_replace(page_url, '[?#].*$', '')
+        as feature_value, min(touchpoint_seq) as first_seq
+    from journey_touchpoints
+    where page_url is not null
+    group by journey_id, regexp_replace(page_url, '[?#].*$', '')
+),
+
+touch_features as (
+    -- held at k: a touchpoint with the feature before entering k+1 (movers), any (abandoners)
+    select facts.stage_order, first_touch_features.feature_kind,
+        first_touch_features.feature_value, facts.is_abandoned_here, facts.is_moved_on
+    from facts
+    inner join first_touch_features
+        on first_touch_features.journey_id = facts.journey_id
+        and (facts.is_abandoned_here or first_touch_features.first_seq < facts.next_entered_seq)
+),
+
+page_features as (
+    select * from touch_features where feature_kind = 'page'
+),
+
+page_counts as (
+    select stage_order, feature_value, count(*) as journey_count
+    from page_features
+    group by stage_order, feature_value
+),
+
+page_count_floors as (
+    -- the 50th highest count of each stage: only pages at or above it can be in its top 50,
+    -- so the ranking sorts a few rows, not every (stage, page)
+    select stage_order, list_min(max(journey_count, 50)) as floor_count
+    from page_counts
+    group by stage_order
+),
+
+top_pages as (
+    select page_counts.stage_order, page_counts.feature_value
+    from page_counts
+    inner join page_count_floors on page_count_floors.stage_order = page_counts.stage_order
+    where page_counts.journey_count >= page_count_floors.floor_count
+    qualify row_number() over (
+        partition by page_counts.stage_order
+        order by page_counts.journey_count desc, page_counts.feature_value
+    ) <= 50
+),
+
 segment_features as (
-    select facts.journey_id, facts.stage_order, entry_segments.dimension as feature_kind,
-        entry_segments.segment_value as feature_value
+    select facts.stage_order, entry_segments.dimension as feature_kind,
+        entry_segments.segment_value as feature_value, facts.is_abandoned_here, facts.is_moved_on
     from facts
     inner join entry_segments
         on entry_segments.journey_id = facts.journey_id
         and entry_segments.stage_order = facts.stage_order
 ),
 
-touches_before_outcome as (
-    select facts.journey_id, facts.stage_order, journey_touchpoints.source,
-        journey_touchpoints.event_name, journey_touchpoints.channel, journey_touchpoints.page_url
-    from facts
-    inner join journey_touchpoints
-        on journey_touchpoints.journey_id = facts.journey_id
-        and (facts.is_abandoned_here or journey_touchpoints.touchpoint_seq < facts.next_entered_seq)
-),
-
-page_features as (
-    select distinct journey_id, stage_order, 'page' as feature_kind,
-        regexp_replace(page_url, '[?#].*$', '') as feature_value
-    from touches_before_outcome
-    where page_url is not null
-),
-
-top_pages as (
-    select stage_order, feature_value
-    from page_features
-    group by stage_order, feature_value
-    qualify row_number() over (
-        partition by stage_order order by count(*) desc, feature_value
-    ) <= 50
-),
-
-touch_features as (
-    select journey_id, stage_order, 'touchpoint' as feature_kind,
-        source || ': ' || event_name as feature_value
-    from touches_before_outcome
+journey_features as (
+    -- one row per (journey, stage, feature): the kinds never overlap and each part is unique
+    select * from segment_features
     union all
-    select journey_id, stage_order, 'channel' as feature_kind, channel as feature_value
-    from touches_before_outcome
-    where channel is not null
-    union all
-    select journey_id, stage_order, 'failed_call' as feature_kind, 'yes' as feature_value
-    from touches_before_outcome
-    where event_name in (select event_name from failed_call_events)
+    select * from touch_features where feature_kind <> 'page'
     union all
     select page_features.*
     from page_features
     inner join top_pages
         on top_pages.stage_order = page_features.stage_order
         and top_pages.feature_value = page_features.feature_value
-),
-
-journey_features as (
-    select distinct journey_id, stage_order, feature_kind, feature_value
-    from (select * from segment_features union all select * from touch_features)
 ),
 
 totals as (
@@ -108,17 +137,13 @@ totals as (
 
 feature_counts as (
     select
-        journey_features.stage_order,
-        journey_features.feature_kind,
-        journey_features.feature_value,
-        count(*) filter (where facts.is_abandoned_here) as abandoned_with,
-        count(*) filter (where facts.is_moved_on) as moved_on_with
+        stage_order,
+        feature_kind,
+        feature_value,
+        count(*) filter (where is_abandoned_here) as abandoned_with,
+        count(*) filter (where is_moved_on) as moved_on_with
     from journey_features
-    inner join facts
-        on facts.journey_id = journey_features.journey_id
-        and facts.stage_order = journey_features.stage_order
-    group by journey_features.stage_order, journey_features.feature_kind,
-        journey_features.feature_value
+    group by stage_order, feature_kind, feature_value
 ),
 
 final as (
