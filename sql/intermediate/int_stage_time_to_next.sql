@@ -13,6 +13,9 @@
 --   median = smallest t with S(t) <= 0.5; p90 = smallest t with S(t) <= 0.1; NULL when S
 --   never falls that low (fewer than half / 90% observed to move on: the stage takes
 --   longer than the data can tell yet; never replaced by the movers' plain median).
+-- Cost (ADR 0076): each (dimension, segment_value) is numbered, so the windows partition
+--   and sort by integers, and the number at risk comes from the same ascending order as the
+--   survival product (journeys in the group minus those that left before t), one sort.
 with
 
 facts as (
@@ -23,37 +26,46 @@ segments as (
     select * from int_journey_segments
 ),
 
+segment_groups as (
+    -- an integer per (dimension, segment_value) group: windows sort integers, not strings
+    select dimension, segment_value, row_number() over () as group_id
+    from (select distinct dimension, segment_value from segments)
+),
+
 grouped as (
     select
-        segments.dimension,
-        segments.segment_value,
+        segment_groups.group_id,
         facts.stage_order,
         facts.km_duration_seconds as duration_seconds,
         facts.is_km_event
     from facts
     inner join segments on segments.journey_id = facts.journey_id
+    inner join segment_groups
+        on segment_groups.dimension = segments.dimension
+        and segment_groups.segment_value = segments.segment_value
 ),
 
 per_duration as (
     select
-        dimension,
-        segment_value,
+        group_id,
         stage_order,
         duration_seconds,
         count(*) filter (where is_km_event) as event_count,
         count(*) as leaving_count
     from grouped
-    group by dimension, segment_value, stage_order, duration_seconds
+    group by group_id, stage_order, duration_seconds
 ),
 
 at_risk as (
+    -- at risk at t: the group's journeys minus those that left before t (durations < t)
     select
         *,
-        sum(leaving_count) over (
-            partition by dimension, segment_value, stage_order
-            order by duration_seconds desc
-            rows between unbounded preceding and current row
-        ) as at_risk_count
+        sum(leaving_count) over (partition by group_id, stage_order)
+            - coalesce(sum(leaving_count) over (
+                partition by group_id, stage_order
+                order by duration_seconds
+                rows between unbounded preceding and 1 preceding
+            ), 0) as at_risk_count
     from per_duration
 ),
 
@@ -70,7 +82,7 @@ survival as (
             as has_reached_zero
     from at_risk
     window cumulative as (
-        partition by dimension, segment_value, stage_order
+        partition by group_id, stage_order
         order by duration_seconds
         rows between unbounded preceding and current row
     )
@@ -83,10 +95,9 @@ survival_probability as (
     from survival
 ),
 
-final as (
+group_quantiles as (
     select
-        dimension,
-        segment_value,
+        group_id,
         stage_order,
         min(duration_seconds) filter (where event_count > 0 and survival_rate <= 0.5 + 1e-12)
             as time_to_next_median_seconds,
@@ -95,7 +106,20 @@ final as (
         cast(sum(event_count) as bigint) as time_to_next_observed_count,
         cast(sum(leaving_count) - sum(event_count) as bigint) as time_to_next_censored_count
     from survival_probability
-    group by dimension, segment_value, stage_order
+    group by group_id, stage_order
+),
+
+final as (
+    select
+        segment_groups.dimension,
+        segment_groups.segment_value,
+        group_quantiles.stage_order,
+        group_quantiles.time_to_next_median_seconds,
+        group_quantiles.time_to_next_p90_seconds,
+        group_quantiles.time_to_next_observed_count,
+        group_quantiles.time_to_next_censored_count
+    from group_quantiles
+    inner join segment_groups on segment_groups.group_id = group_quantiles.group_id
 )
 
 select * from final
