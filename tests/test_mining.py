@@ -26,6 +26,7 @@ from cjm_analytics.mining import (
     load_designed_journey,
     mining_models,
     replay_variants,
+    uvcl_dfg,
     variant_counts,
     weighted_log_fitness,
 )
@@ -455,3 +456,44 @@ def test_heuristics_net_from_aggregates_equals_pm4py_on_the_log(mined: Any) -> N
     loops = {name: dict(node.loop_length_two) for name, node in ours.nodes.items()}
     assert loops == {name: dict(node.loop_length_two) for name, node in theirs.nodes.items()}
     assert "cart" in loops["view"]
+
+
+variant_logs = st.dictionaries(
+    keys=st.lists(st.sampled_from(["view", "cart", "buy", "faq", "call"]), max_size=6).map(tuple),
+    values=st.integers(1, 40),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(log=variant_logs)
+def test_property_fast_dfg_equals_pm4py_with_key_order(log: dict[tuple[str, ...], int]) -> None:
+    # the empty variant is allowed: pm4py's sub-logs hold it once a cut empties a trace
+    from collections import Counter
+
+    from pm4py.util.compression import util as compression
+
+    theirs, ours = compression.discover_dfg_uvcl(Counter(log)), uvcl_dfg(Counter(log))
+    for part in ("graph", "start_activities", "end_activities"):
+        assert list(getattr(ours, part).items()) == list(getattr(theirs, part).items())
+
+
+@settings(max_examples=25, deadline=None)
+@given(log=variant_logs, noise=st.sampled_from([0.0, 0.2]))
+def test_property_tree_is_the_same_with_pm4py_own_dfg(
+    log: dict[tuple[str, ...], int], noise: float
+) -> None:
+    from collections import Counter
+
+    from pm4py.algo.discovery.inductive.dtypes.im_ds import IMDataStructureUVCL
+    from pm4py.algo.discovery.inductive.variants.im import IMUVCL
+    from pm4py.algo.discovery.inductive.variants.imf import IMFUVCL
+    from pm4py.objects.process_tree.utils import generic as tree_utils
+
+    log = {path: count for path, count in log.items() if path} or {("view",): 1}
+    parameters = {"noise_threshold": noise}
+    miner = IMFUVCL(parameters) if noise > 0 else IMUVCL(parameters)
+    theirs = tree_utils.fold(miner.apply(IMDataStructureUVCL(Counter(log)), parameters))
+    tree_utils.tree_sort(theirs)
+    assert str(discover_tree(Counter(log), noise)) == str(theirs)
