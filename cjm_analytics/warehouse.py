@@ -13,9 +13,11 @@ Rules this module enforces (see docs/adr):
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from typing import Any
 import duckdb
 
 from cjm_analytics.errors import WarehouseError
+
+log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts")
@@ -166,6 +170,7 @@ def run_models(
     """Materialize each model as a table, each in its own transaction; returns table names."""
     built: list[str] = []
     for model in models if models is not None else discover_models():
+        began, began_cpu = time.perf_counter(), time.process_time()
         try:
             con.execute("BEGIN")
             con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}')
@@ -174,6 +179,13 @@ def run_models(
             con.execute("ROLLBACK")
             raise WarehouseError(f"sql model {model.layer}/{model.name}.sql failed: {exc}") from exc
         built.append(model.name)
+        log.debug(
+            "model %s/%s: %.2f s, %.2f CPU s",
+            model.layer,
+            model.name,
+            time.perf_counter() - began,
+            time.process_time() - began_cpu,
+        )
     return built
 
 
