@@ -179,6 +179,7 @@ class Bench:
         self.rows.append(Row(f"incremental night (+{share:.1%} events)", inc.wall_seconds,
                              inc.peak_rss_mb, f"{ratio:.0%} of full (CPU {cpu_ratio:.0%})",
                              "< 15%", verdict(ratio < 0.15, self.at_target_size),
+                             "tables identical to the full rebuild's",
                              cpu_seconds=inc.cpu_seconds))  # fmt: skip
         self.rows += _step_rows(inc)
         self.rows.append(Row("full rebuild night (same files)", full.wall_seconds,

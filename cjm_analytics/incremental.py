@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -279,13 +280,17 @@ def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model]) -> list[str
     inputs = [t for t in _tables(con, home) if t in wanted]
     con.execute(f"ATTACH ':memory:' AS {SCOPE}")
     try:
+        began = time.process_time()
         for table in inputs:
             _copy_input(con, home, table)
+        log.debug("scoped inputs %s copied: %.2f CPU s", inputs, time.process_time() - began)
         con.execute(f"USE {SCOPE}")
         warehouse.run_models(con, models)
         con.execute(f'USE "{home}"')
+        began = time.process_time()
         for model in models:
             _merge(con, home, model.name)
+        log.debug("scoped models merged: %.2f CPU s", time.process_time() - began)
     finally:
         con.execute(f'USE "{home}"')
         con.execute(f"DETACH {SCOPE}")

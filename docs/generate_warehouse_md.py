@@ -157,6 +157,16 @@ TEXT = {
         "Grain: one row per stage variant. Key: stage_variant_id.\nToken-based replay of the variant on the Petri net of the designed journey: `trace_fitness`, `is_fit`, and the missing / remaining / consumed / produced token counts; `is_replayed` false beyond the replayed coverage (`mining` settings).",
     ),
     # history
+    "build_info": (
+        "history",
+        "`cjm_analytics.incremental.write_build_info` (build step)",
+        "Grain: one row: how tonight's file was built. Key: run_id.\n`is_incremental`: per-customer models were recomputed only for `night_changed_customers` and carried forward from the previous published night for everyone else (ADR 0100; the results equal a full recompute); `incremental_reason` says why (not) in words, e.g. 'configuration or code changed since the published night'; `fingerprint`: a hash of the configuration that decides results and of the code, which the next night compares before carrying this one forward.",
+    ),
+    "night_changed_customers": (
+        "history",
+        "`cjm_analytics.incremental.write_changed_customers` (build step)",
+        "Grain: one row per customer id whose events changed since the previous published night. Key: customer_id.\nTonight's stitched `events` against the published file's on (source, event_id): a customer with a new event, a customer whose events moved to another id (merged or split identities; both ids are listed), and a customer id that no longer exists. Every customer on the first night. On an incremental night only these customers' touchpoints, journeys' stage entries and paths were recomputed.",
+    ),
     "runs": (
         "history",
         "`cjm_analytics.history.install_runs` (from `runs/*/run.json`)",

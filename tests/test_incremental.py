@@ -1,0 +1,138 @@
+"""The incremental night gives the warehouse a full recompute gives (ADR 0100).
+
+Two copies of the tiny demo company hold back their last week of web events for night 1,
+then get it for night 2: one copy carries night 1 forward (the default), the other
+recomputes everything (`warehouse.incremental: false`). Every table must be the same, row
+for row (bench/compare_warehouses.py: run ids and load times aside).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import _tiny_night as tiny
+import pytest
+
+from cjm_analytics import incremental, warehouse
+from cjm_analytics.config import JourneyConfig, load_config
+from cjm_analytics.demo import truth_as_of
+from cjm_analytics.pipeline import RunResult, run_night
+
+sys.path.insert(0, str(tiny.REPO / "bench"))
+from compare_warehouses import compare
+
+LATE_FILE = Path("raw/web/events-2026-W09.jsonl")
+
+
+def _config(config_path: Path, is_incremental: bool) -> JourneyConfig:
+    cfg = load_config(config_path)
+    settings = cfg.warehouse.model_copy(update={"incremental": is_incremental})
+    return cfg.model_copy(update={"warehouse": settings})
+
+
+def _two_nights(prefix: str, is_incremental: bool) -> tuple[JourneyConfig, RunResult]:
+    config_path = tiny.demo_copy(prefix)
+    demo = config_path.parent
+    held_back = demo.parent / "held-back.jsonl"
+    shutil.move(demo / LATE_FILE, held_back)
+    cfg = _config(config_path, is_incremental)
+    as_of = truth_as_of(cfg)
+    assert as_of is not None
+    run_night(cfg, as_of - timedelta(days=7))
+    shutil.move(held_back, demo / LATE_FILE)
+    return cfg, run_night(cfg, as_of)
+
+
+@pytest.fixture(scope="module")
+def nights() -> tuple[tuple[JourneyConfig, RunResult], tuple[JourneyConfig, RunResult]]:
+    return _two_nights("cjm-incremental-", True), _two_nights("cjm-recompute-", False)
+
+
+def test_incremental_night_equals_a_full_recompute(nights) -> None:
+    (inc_cfg, inc), (full_cfg, full) = nights
+    assert inc.facts["is_incremental"] and not full.facts["is_incremental"]
+    # the held-back week touches some customers, not all: the carried part is not empty
+    assert 0 < inc.facts["changed_customer_count"] < inc.facts["customer_count"]
+    assert inc.facts["changed_customer_count"] == full.facts["changed_customer_count"]
+    assert compare(str(inc_cfg.warehouse_path), str(full_cfg.warehouse_path)) == []
+
+
+def test_build_info_says_how_the_night_was_built(nights) -> None:
+    (inc_cfg, _), (full_cfg, _) = nights
+    with warehouse.connection(inc_cfg.warehouse_path, read_only=True) as con:
+        row = con.execute("SELECT is_incremental, incremental_reason, fingerprint FROM build_info")
+        is_incremental, reason, stored = row.fetchone()  # type: ignore[misc]
+    assert is_incremental and reason.startswith("incremental")
+    assert stored == incremental.fingerprint(inc_cfg)
+    with warehouse.connection(full_cfg.warehouse_path, read_only=True) as con:
+        reason = con.execute("SELECT incremental_reason FROM build_info").fetchone()[0]  # type: ignore[index]
+    assert reason == "warehouse.incremental is false"
+
+
+def test_a_changed_setting_or_a_rebuild_recomputes_everything(nights) -> None:
+    (inc_cfg, _), _ = nights
+    assert incremental.plan(inc_cfg, full_rebuild=False).is_incremental
+    longer = inc_cfg.timeouts.model_copy(update={"journey_inactivity_days": 45})
+    changed = inc_cfg.model_copy(update={"timeouts": longer})
+    plan = incremental.plan(changed, full_rebuild=False)
+    assert not plan.is_incremental and "configuration or code changed" in plan.reason
+    assert incremental.plan(inc_cfg, full_rebuild=True).reason == "full rebuild requested"
+
+
+def _events_file(path: Path, rows: list[tuple[str, str, str | None]]) -> None:
+    with warehouse.connection(path) as con:
+        con.execute("CREATE TABLE events (source VARCHAR, event_id VARCHAR, customer_id VARCHAR)")
+        if rows:
+            con.executemany("INSERT INTO events VALUES (?, ?, ?)", rows)
+
+
+def test_changed_customers_cover_new_events_merges_and_gone_ids(tmp_path: Path) -> None:
+    published = tmp_path / "published.duckdb"
+    # last night: c1 has e1, c2 has e2, c4 has e4 (unchanged tonight), e5 had no customer
+    _events_file(
+        published,
+        [("web", "e1", "c1"), ("web", "e2", "c2"), ("web", "e4", "c4"), ("web", "e5", None)],
+    )
+    tonight = tmp_path / "tonight.duckdb"
+    # tonight: a new event merges c2 into c1; c3 is new; e5 now belongs to c5
+    _events_file(
+        tonight,
+        [
+            ("web", "e1", "c1"),
+            ("web", "e2", "c1"),
+            ("crm", "e2", "c1"),
+            ("web", "e3", "c3"),
+            ("web", "e4", "c4"),
+            ("web", "e5", "c5"),
+        ],
+    )
+    with warehouse.connection(tonight) as con:
+        count = incremental.write_changed_customers(con, published)
+        changed = [r[0] for r in con.execute("SELECT * FROM night_changed_customers").fetchall()]
+    # c1 (gained e2), c2 (gone into c1), c3 (new), c5 (gained e5); c4 is untouched
+    assert changed == ["c1", "c2", "c3", "c5"] and count == 4
+
+
+def test_first_night_counts_every_customer_as_changed(tmp_path: Path) -> None:
+    tonight = tmp_path / "tonight.duckdb"
+    _events_file(tonight, [("web", "e1", "c1"), ("web", "e2", "c1"), ("web", "e3", None)])
+    with warehouse.connection(tonight) as con:
+        assert incremental.write_changed_customers(con, tmp_path / "none.duckdb") == 1
+
+
+def test_a_full_model_between_per_customer_ones_is_refused(tmp_path: Path) -> None:
+    sources = {
+        "touchpoints": "select * from events",
+        "journeys": "select * from touchpoints",  # full (as_of), reads a per-customer model
+        "journey_steps": "select * from journeys",  # per customer, reads the full one
+    }
+    models = []
+    for name, sql in sources.items():
+        (tmp_path / f"{name}.sql").write_text(sql)
+        models.append(warehouse.Model("x", name, tmp_path / f"{name}.sql"))
+    scoped = [m for m in models if m.name in incremental.SCOPED_MODELS]
+    with pytest.raises(warehouse.WarehouseError, match="cannot order them"):
+        incremental._needed_before(models, scoped)
