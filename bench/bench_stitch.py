@@ -1,25 +1,42 @@
-"""Identity stitching at size: N customers built directly as stg_events, then `stitch`.
+"""Identity stitching at size: N customers built directly as stg_events, then `stitch`;
+or the incremental night: `stitch` against `stitch_incremental` on the cached bench data.
 
     .venv/bin/python bench/bench_stitch.py --customers 1000000
+    CJM_PII_SALT=bench-salt-0123456789abcdef \
+        .venv/bin/python bench/bench_stitch.py --incremental 1m --work /tmp/stitch-work/bench
 
-Each customer gets 1-4 cookies (one logs in with the user id), a user id, an email on a login
-event, and every third one a CRM contact with email and phone; 1% of CRM rows use one
-switchboard phone. No files, no ingest: this measures the graph work and the `events` write.
+Synthetic mode: each customer gets 1-4 cookies (one logs in with the user id), a user id, an
+email on a login event, and every third one a CRM contact with email and phone; 1% of CRM
+rows use one switchboard phone. No files, no ingest: this measures the graph work and the
+`events` write.
+
+Incremental mode (ADR 0091): bench/data/<size>-seed7's base is ingested and built (load_lake
++ stitch) as night 1, then its increment is ingested; night 2 is then built from copies of
+night 1's warehouse file and identity state, once with `stitch` and once with
+`stitch_incremental`, each `--repeat` times, and the two warehouses and states are compared.
+Prints CPU seconds (process_time: all threads) of load_lake, the stitch and its state save.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("CJM_PII_SALT", "bench-salt-not-a-secret-0123456789")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cjm_analytics import warehouse
 from cjm_analytics.config import parse_config
 from cjm_analytics.identity import stitch
+from cjm_analytics.ingest import lake
 from cjm_analytics.schema import LAKE_EVENT_COLUMNS, create_table_sql
 
 EVENTS_SQL = """
@@ -72,7 +89,117 @@ def main(customers: int) -> None:
           f"{again.merge_count} merges")  # fmt: skip
 
 
+def prepare_nights(data: Path, work: Path) -> tuple[Path, Path, Path]:
+    """Night 1 built in `work`; returns (journey.yaml, night-1 warehouse, state snapshot
+    after the increment was ingested). Reused when `work` already holds them."""
+    from bench_nightly import link_raw, write_config
+
+    from cjm_analytics.config import load_config
+    from cjm_analytics.ingest import ingest, load_lake
+
+    night1, state = work / "night1.duckdb", work / "state-night2.duckdb"
+    config = work / "journey.yaml"
+    if night1.exists() and state.exists():
+        return config, night1, state
+    shutil.rmtree(work, ignore_errors=True)
+    meta = json.loads((data / "meta.json").read_text())
+    cfg = load_config(write_config(work, [data / "base" / "raw"]))
+    ingest(cfg, datetime.fromisoformat(meta["base"]["as_of"]))
+    with warehouse.connection(work / "building.duckdb") as con:
+        load_lake(con, cfg)
+        stitch(con, cfg, now=datetime.fromisoformat(meta["base"]["as_of"]))
+        con.execute("CHECKPOINT")
+    (work / "building.duckdb").rename(night1)
+    link_raw(work, data / "increment" / "raw")
+    ingest(cfg, datetime.fromisoformat(meta["increment"]["as_of"]))
+    shutil.copy(lake.state_path(cfg), state)
+    return config, night1, state
+
+
+def night2(config: Path, night1: Path, state: Path, way: str, now: datetime) -> dict[str, Any]:
+    """One night 2 build from copies of night 1: CPU seconds of its parts."""
+    from cjm_analytics import identity
+    from cjm_analytics.config import load_config
+    from cjm_analytics.ingest import load_lake
+
+    cfg = load_config(config)
+    shutil.copy(state, lake.state_path(cfg))
+    target = config.parent / f"night2-{way}.duckdb"
+    shutil.copy(night1, target)
+    saved = [0.0]
+    for name in ("_save_state", "_save_state_increment"):
+        original = getattr(identity, name)
+
+        def timed(*args: Any, _original: Any = original) -> None:
+            began = time.process_time()
+            _original(*args)
+            saved[0] += time.process_time() - began
+
+        setattr(identity, name, timed)
+    with warehouse.connection(target) as con:
+        began, wall = time.process_time(), time.perf_counter()
+        load_lake(con, cfg)
+        loaded = time.process_time()
+        run = identity.stitch if way == "full" else identity.stitch_incremental
+        summary = run(con, cfg, now)
+        stitched, wall = time.process_time(), time.perf_counter() - wall
+        con.execute("CHECKPOINT")
+        checkpoint = time.process_time() - stitched
+    shutil.copy(lake.state_path(cfg), config.parent / f"state-{way}.duckdb")
+    return {
+        "load_lake": loaded - began, "stitch": stitched - loaded, "state_save": saved[0],
+        "checkpoint": checkpoint, "wall": wall, "mode": summary.mode,
+        "fallback": summary.fallback_reason, "scope": summary.scope_customer_count,
+        "events": summary.event_count, "customers": summary.customer_count,
+    }  # fmt: skip
+
+
+def same_state(a: Path, b: Path) -> list[str]:
+    """Identity state tables that differ between two state files (EXCEPT ALL both ways)."""
+    problems = []
+    with warehouse.connection() as con:
+        con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
+        con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
+        for table in ("identity_state_map", "identity_customers", "identity_state_rounds",
+                      "identity_state_settings"):  # fmt: skip
+            differ = con.execute(
+                f"SELECT (SELECT count(*) FROM (FROM a.{table} EXCEPT ALL FROM b.{table})) + "
+                f"(SELECT count(*) FROM (FROM b.{table} EXCEPT ALL FROM a.{table}))"
+            ).fetchall()[0][0]
+            if differ:
+                problems.append(f"state {table}: {differ} rows differ")
+    return problems
+
+
+def incremental_main(size: str, work: Path, repeat: int) -> None:
+    from compare_warehouses import compare
+
+    data = Path(__file__).resolve().parent / "data" / f"{size}-seed7"
+    config, night1, state = prepare_nights(data, work)
+    now = datetime.fromisoformat(json.loads((data / "meta.json").read_text())["increment"]["as_of"])
+    for i in range(repeat):
+        for way in ("full", "incremental"):
+            result = night2(config, night1, state, way, now)
+            print(f"run {i + 1} {way}: " + ", ".join(
+                f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
+            ), flush=True)  # fmt: skip
+    problems = compare(
+        str(work / "night2-full.duckdb"),
+        str(work / "night2-incremental.duckdb"),
+        skip=("stitch_scope",),
+    )
+    problems += same_state(work / "state-full.duckdb", work / "state-incremental.duckdb")
+    print("night 2 full vs incremental:", problems or "identical")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
-    main(parser.parse_args().customers)
+    parser.add_argument("--incremental", metavar="SIZE", help="e.g. 1m: bench/data/1m-seed7")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/stitch-work/bench"))
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    if args.incremental:
+        incremental_main(args.incremental, args.work, args.repeat)
+    else:
+        main(args.customers)

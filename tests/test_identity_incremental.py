@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from cjm_analytics import warehouse
 from cjm_analytics.config import JourneyConfig, parse_config
 from cjm_analytics.identity import StitchSummary, stitch, stitch_incremental
 from cjm_analytics.ingest import lake
+from cjm_analytics.ingest.lake import INGEST_FILE_COLUMNS
 from cjm_analytics.pii import pseudonymize
 from cjm_analytics.schema import EVENT_COLUMNS, LAKE_EVENT_COLUMNS, create_table_sql
 
@@ -59,11 +61,13 @@ def copy_tables(source: duckdb.DuckDBPyConnection, target: duckdb.DuckDBPyConnec
         target.unregister("copied")
 
 
-def add_events(con: duckdb.DuckDBPyConnection, events: list[Event], first: int) -> None:
+def add_events(
+    con: duckdb.DuckDBPyConnection, events: list[Event], first: int, file: str = "night1.csv"
+) -> None:
     """Append rows to the stg_events table: event ids e<first>, e<first + 1>..."""
     for i, event in enumerate(events, start=first):
         row = {"event_id": f"e{i}", "source": "web", "event_name": "x",
-               "event_at": datetime(2024, 4, 1), **event}  # fmt: skip
+               "event_at": datetime(2024, 4, 1), "source_file": file, **event}  # fmt: skip
         con.execute(
             f"INSERT INTO stg_events ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()),
@@ -80,9 +84,21 @@ class Night2:
     changed: set[str]  # customers whose events or identifiers differ, night 1 -> full night 2
 
 
-def two_nights(root: Path, first: list[Event], second: list[Event], **identity: Any) -> Night2:
+def add_manifest(con: duckdb.DuckDBPyConnection) -> None:
+    """`ingest_files` as load_lake copies it from the lake: events per source file."""
+    con.execute(create_table_sql("ingest_files", INGEST_FILE_COLUMNS))
+    con.execute(
+        "INSERT INTO ingest_files (source, source_file, events_loaded) "
+        "SELECT source, source_file, count(*) FROM stg_events GROUP BY ALL"
+    )
+
+
+def two_nights(
+    root: Path, first: list[Event], second: list[Event], manifest: bool = True, **identity: Any
+) -> Night2:
     """Night 1 with `stitch`; night 2 (first + second) with `stitch` and `stitch_incremental`,
-    each from a copy of night 1's tables and lake state."""
+    each from a copy of night 1's tables and lake state. With `manifest`, the new events
+    are found by source file (night2.csv), else by key."""
     night1 = warehouse_with(first)
     stitch(night1, make_config(root / "night1", **identity), now=NIGHT_1)
     before = owners(night1)
@@ -90,7 +106,10 @@ def two_nights(root: Path, first: list[Event], second: list[Event], **identity: 
     for way in ("full", "incremental"):
         shutil.copytree(root / "night1" / "lake", root / way / "lake")
         cfg = make_config(root / way, **identity)
-        con = warehouse_with(first + second)
+        con = warehouse_with(first)
+        add_events(con, second, len(first) + 1, "night2.csv")
+        if manifest:
+            add_manifest(con)
         copy_tables(night1, con)
         run = stitch if way == "full" else stitch_incremental
         summaries[way] = run(con, cfg, now=NIGHT_2)
@@ -134,7 +153,8 @@ def assert_same(result: Night2) -> None:
         assert result.scope == result.changed  # and exact
 
 
-def test_a_new_event_merges_two_old_customers(tmp_path):
+@pytest.mark.parametrize("manifest", [True, False], ids=["by-file", "by-key"])
+def test_a_new_event_merges_two_old_customers(tmp_path, manifest):
     # night 1: {c1, u1} and {m2, k2} are two customers; night 2: u1 and m2 on one event.
     # The older id (first created; both made on night 1, so the smaller id) is kept, the other
     # is merged, and all three events now belong to the kept customer.
@@ -142,6 +162,7 @@ def test_a_new_event_merges_two_old_customers(tmp_path):
         tmp_path,
         [{"cookie_id": "c1", "user_id": "u1"}, {"email_hash": "m2", "contact_id": "k2"}],
         [{"user_id": "u1", "email_hash": "m2"}],
+        manifest=manifest,
     )
     assert_same(result)
     assert result.incremental.mode == "incremental"
