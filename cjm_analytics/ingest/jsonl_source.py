@@ -1,7 +1,7 @@
 """JSON lines: one JSON object per line, validated row by row.
 
 DuckDB's `read_json` keeps no rejects (with `ignore_errors` a bad line becomes an all-NULL
-row), so lines are split here, each line is parsed with `try(json(...))`, the fields the
+row), so lines are split here, each line is checked with `json_valid`, the fields the
 mapping needs are extracted as text with bound JSON paths, and every line that is not
 valid UTF-8, not JSON, not an object, or has an object/array where a value is expected,
 goes to `read_rejects` with its reason.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cjm_analytics.errors import IngestError
 from cjm_analytics.ingest._sql import generated_names, run
@@ -21,13 +22,39 @@ from cjm_analytics.ingest.raw import RawFile
 
 
 def split_lines(path: Path) -> tuple[pa.Table, pa.Table]:
-    """(lines, undecodable): 1-based rows of text, and rows that are not valid UTF-8."""
+    """(lines, undecodable): 1-based rows of text, and rows that are not valid UTF-8.
+
+    A file that is valid UTF-8 as a whole (the usual case) is split by Arrow in C++; only a
+    file with an undecodable byte goes line by line through Python, to name the bad lines
+    and their byte offsets (ADR 0074). Both give the same lines: `\n` ends a line, a `\r`
+    before it is dropped, a leading BOM is dropped."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise IngestError(f"{path}: cannot read the file ({exc.strerror})") from None
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _split_lines_by_line(data)
+    return _split_lines_arrow(data), _lines_table([], [], "text")
+
+
+def _split_lines_arrow(data: bytes) -> pa.Table:
+    """The lines of valid UTF-8 text, split and trimmed by Arrow (no Python loop)."""
+    text = pa.array([data], pa.large_binary()).cast(pa.large_string())
+    pieces = pc.list_flatten(pc.split_pattern(text, "\n"))
+    if len(pieces) and not pieces[-1].as_py():
+        pieces = pieces.slice(0, len(pieces) - 1)  # the newline that ends the last line
+    if b"\r" in data:
+        pieces = pc.utf8_rtrim(pieces, characters="\r")
+    rows = pa.array(range(1, len(pieces) + 1), pa.int64())
+    return pa.table({"source_row": rows, "line": pieces})
+
+
+def _split_lines_by_line(data: bytes) -> tuple[pa.Table, pa.Table]:
+    """(lines, undecodable) of a file with invalid UTF-8: each line decoded on its own."""
     pieces = data.split(b"\n")
     if pieces and pieces[-1] == b"":
         pieces.pop()  # the newline that ends the last line
@@ -42,13 +69,21 @@ def split_lines(path: Path) -> tuple[pa.Table, pa.Table]:
                 f"not valid UTF-8 ({exc.reason} at byte {exc.start})|"
                 + piece.decode("utf-8", "replace")
             )
-    lines = pa.table(
-        {"source_row": pa.array(rows, pa.int64()), "line": pa.array(texts, pa.string())}
-    )
-    bad = pa.table(
-        {"source_row": pa.array(bad_rows, pa.int64()), "text": pa.array(bad_texts, pa.string())}
-    )
-    return lines, bad
+    return _lines_table(rows, texts, "line"), _lines_table(bad_rows, bad_texts, "text")
+
+
+def _lines_table(rows: list[int], texts: list[str], name: str) -> pa.Table:
+    return pa.table({"source_row": pa.array(rows, pa.int64()), name: pa.array(texts, pa.string())})
+
+
+def _keep_valid_lines(con: duckdb.DuckDBPyConnection) -> None:
+    """`jsonl_parsed` becomes `raw_rows` in place: the rejected lines (already copied to
+    `read_rejects`) deleted, the reason columns dropped; the lines are not copied again."""
+    con.execute("DELETE FROM jsonl_parsed WHERE reason IS NOT NULL")
+    con.execute("ALTER TABLE jsonl_parsed DROP COLUMN reason")
+    con.execute("ALTER TABLE jsonl_parsed DROP COLUMN column_name")
+    con.execute("DROP TABLE IF EXISTS raw_rows")
+    con.execute("ALTER TABLE jsonl_parsed RENAME TO raw_rows")
 
 
 def json_path(key: str) -> str:
@@ -69,10 +104,15 @@ def read_jsonl_file(
     params: dict[str, object] = {"paths": [json_path(k) for k in needed], "keys": list(needed)}
     if explode is not None:
         params.update({"list_path": json_path(explode), "list_key": explode})
+    extracts = "".join(f", vals[{i + 1}] AS {name}" for i, name in enumerate(names))
     con.register("jsonl_lines", lines)
     con.register("jsonl_bad", bad)
     try:
-        run(con, _PARSE_SQL if explode is None else _EXPLODE_SQL, params)
+        if explode is None:
+            select = f"SELECT source_row, line, reason, column_name{extracts} FROM final"
+            run(con, _PARSE_SQL + select, params)
+        else:
+            run(con, _EXPLODE_SQL, params)
         con.execute(
             "INSERT INTO read_rejects SELECT source_row, NULL, split_part(text, '|', 1), "
             "substr(text, length(split_part(text, '|', 1)) + 2) FROM jsonl_bad"
@@ -81,25 +121,44 @@ def read_jsonl_file(
         con.unregister("jsonl_lines")
         con.unregister("jsonl_bad")
     run(con, _REJECTS_SQL if explode is None else _EXPLODE_REJECTS_SQL, params)
-    extracts = "".join(f", vals[{i + 1}] AS {name}" for i, name in enumerate(names))
-    element = ", list_element" if explode is not None else ""
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE raw_rows AS SELECT source_row, line{element}{extracts} "
-        "FROM jsonl_parsed WHERE reason IS NULL ORDER BY source_row"
-    )
-    con.execute("DROP TABLE jsonl_parsed")
+    if explode is None:
+        _keep_valid_lines(con)
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE raw_rows AS SELECT source_row, line, list_element{extracts} "
+            "FROM jsonl_parsed WHERE reason IS NULL ORDER BY source_row"
+        )
+        con.execute("DROP TABLE jsonl_parsed")
     columns = dict(zip(needed, names, strict=True))
     return RawFile(columns, "line", element_sql="list_element" if explode is not None else None)
 
 
-# One pass over the lines: parse, the types and text of all needed keys at once (list paths).
+# Each line is parsed as few times as it can be (ADR 0074): `json_valid` (a cheap check),
+# then one `json_extract_string` of all needed keys. A valid line that starts with `{` is an
+# object; only other valid lines have their root type read (`json(line)` first, as that
+# type names the reject). Only lines where an extracted value starts with `{` or `[` (a
+# nested value's text does) have the needed keys' exact types read. A blank line is one
+# that `ltrim` empties (the same as `trim`, which scans the whole line). The caller appends
+# the SELECT from `final` that unpacks `vals` into c0, c1, ...
 _PARSE_SQL = """
 CREATE OR REPLACE TEMP TABLE jsonl_parsed AS
-WITH parsed AS (
-    SELECT source_row, line, try(json(line)) AS doc FROM jsonl_lines
+WITH validated AS (
+    SELECT source_row, line, json_valid(line) AS is_json FROM jsonl_lines
+),
+rooted AS (
+    SELECT *, CASE WHEN is_json THEN
+            CASE WHEN starts_with(line, '{') THEN 'OBJECT' ELSE json_type(json(line)) END
+        END AS root_type
+    FROM validated
+),
+extracted AS (
+    SELECT *, CASE WHEN root_type = 'OBJECT' THEN json_extract_string(line, $paths) END AS vals
+    FROM rooted
 ),
 typed AS (
-    SELECT *, CASE WHEN json_type(doc) = 'OBJECT' THEN json_type(doc, $paths) END AS types FROM parsed
+    SELECT *, CASE WHEN list_bool_or(list_transform(vals, lambda v: starts_with(v, '{') OR starts_with(v, '[')))
+            THEN json_type(line, $paths) END AS types
+    FROM extracted
 ),
 nested AS (
     SELECT *, list_position(list_transform(types, lambda t: coalesce(t IN ('OBJECT', 'ARRAY'), false)), true)
@@ -108,17 +167,16 @@ nested AS (
 ),
 final AS (
     SELECT source_row, line,
-        CASE WHEN trim(line) = '' THEN 'blank line; expected one JSON object per line'
-             WHEN doc IS NULL THEN 'malformed JSON; expected one JSON object per line'
-             WHEN types IS NULL THEN 'a JSON ' || lower(json_type(doc)) || ' where a JSON object is expected'
+        CASE WHEN ltrim(line) = '' THEN 'blank line; expected one JSON object per line'
+             WHEN NOT is_json THEN 'malformed JSON; expected one JSON object per line'
+             WHEN root_type <> 'OBJECT' THEN 'a JSON ' || lower(root_type) || ' where a JSON object is expected'
              WHEN nested_at > 0 THEN 'field holds a JSON ' || lower(types[nested_at])
                  || '; expected a text, number or boolean'
         END AS reason,
         CASE WHEN nested_at > 0 THEN $keys[nested_at] END AS column_name,
-        CASE WHEN types IS NOT NULL THEN json_extract_string(doc, $paths) END AS vals
+        vals
     FROM nested
 )
-SELECT * FROM final
 """
 
 _REJECTS_SQL = """

@@ -1,8 +1,9 @@
 """Map `raw_rows` to the canonical event schema, validate, and route failures to rejects.
 
 Input: the TEMP tables a reader leaves (`raw_rows`, `read_rejects`) and the source's
-`RawFile` column map. Output: TEMP tables `file_events` (schema.LAKE_EVENT_COLUMNS) and
-`row_rejects` (source_row, column_name, reason, raw_line, pii_values), where each rejected
+`RawFile` column map. Output: the file's events (schema.LAKE_EVENT_COLUMNS, returned and
+registered as `file_events`) and the TEMP table `row_rejects` (source_row, column_name,
+reason), where each rejected
 row appears once with the first reason found. A wide record's row is loaded only when all
 its events are valid. Every value from journey.yaml reaches SQL as a named parameter;
 column names are the generated `c0, c1, ...`.
@@ -20,11 +21,12 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from cjm_analytics import pii
 from cjm_analytics.config import Condition, SourceConfig
 from cjm_analytics.errors import IngestError
-from cjm_analytics.ingest._sql import run
+from cjm_analytics.ingest._sql import run, to_arrow
 from cjm_analytics.ingest.mapping import (
     NUMERIC_FIELDS,
     TEXT_FIELDS,
@@ -56,22 +58,31 @@ class FileContext:
 
 def normalize(
     con: duckdb.DuckDBPyConnection, raw: RawFile, cfg: SourceConfig, ctx: FileContext
-) -> None:
-    """raw_rows -> file_events + row_rejects (TEMP tables)."""
+) -> pa.Table:
+    """raw_rows -> row_rejects (TEMP table) + file_events (a registered Arrow table).
+
+    One statement maps and checks every event into `checked` (only the columns the lake
+    and the rejects need); the duplicate-id check and `file_events` then read `checked`
+    without the rejected rows (ADR 0074)."""
     specs = event_specs(cfg)
     _require_columns(raw, cfg, ctx.source_file)
     params: dict[str, Any] = {**raw.params, **_context_params(cfg, ctx)}
     selects = [
         _mapped_select(i, spec, cfg, raw, params, len(specs)) for i, spec in enumerate(specs)
     ]
-    run(con, "CREATE OR REPLACE TEMP TABLE mapped AS " + " UNION ALL ".join(selects), params)
-    run(con, _checked_sql(cfg), params)
+    run(con, _checked_sql(cfg, " UNION ALL ".join(selects)), params)
     for statement in _row_rejects_sql().split(";"):
         if statement.strip():
             run(con, statement, params)
-    con.execute("DROP TABLE mapped")
-    run(con, "CREATE OR REPLACE TEMP TABLE file_events AS " + _events_sql(), params)
-    con.execute("DROP TABLE candidates")
+    events = to_arrow(con, _events_sql(), params)
+    register_file_events(con, events)
+    return events
+
+
+def register_file_events(con: duckdb.DuckDBPyConnection, events: pa.Table) -> None:
+    """Expose one file's lake events as `file_events` (an Arrow table: the Parquet writer
+    takes it as is, and the manifest's id insert reads it; no copy as a DuckDB table)."""
+    con.register("file_events", events)
 
 
 def _require_columns(raw: RawFile, cfg: SourceConfig, where: str) -> None:
@@ -316,14 +327,49 @@ def _checks() -> list[tuple[str, str, str]]:
     return checks
 
 
-def _checked_sql(cfg: SourceConfig) -> str:
+#: The columns of `checked` that the duplicate check, `file_events` and the rejects read.
+CHECKED_COLUMNS: tuple[str, ...] = (
+    "source_row",
+    "spec_index",
+    "source_event_seq",
+    "event_id",
+    "id_column",
+    "event_name",
+    "event_at",
+    "channel_text",
+    *(f"{name}_text" for name in TEXT_FIELDS + NUMERIC_FIELDS + tuple(IDENTIFIER_COLUMNS)),
+    "email_normalized",
+    "phone_normalized",
+    "properties",
+    "reason",
+    "column_name",
+)
+
+
+def _checked_sql(cfg: SourceConfig, mapped_sql: str) -> str:
+    """`checked`: every mapped event with its first failing check (`reason`, NULL when it
+    passes). The checks run once per row: the number of the first that holds picks both
+    the reason and the column."""
     _, aware, naive = _time_sql(cfg)
     checks = _checks()
-    reason = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r, _ in checks) + " END"
-    column = "CASE " + " ".join(f"WHEN {c} THEN {col}" for c, _, col in checks) + " END"
+    failed = "CASE " + " ".join(f"WHEN {c} THEN {k}" for k, (c, _, _) in enumerate(checks)) + " END"
+    reason = (
+        "CASE failed_check "
+        + " ".join(f"WHEN {k} THEN {r}" for k, (_, r, _) in enumerate(checks))
+        + " END"
+    )
+    column = (
+        "CASE failed_check "
+        + " ".join(f"WHEN {k} THEN {col}" for k, (_, _, col) in enumerate(checks))
+        + " END"
+    )
+    kept = ", ".join(CHECKED_COLUMNS)
     return f"""
 CREATE OR REPLACE TEMP TABLE checked AS
-WITH parsed AS (
+WITH mapped AS (
+    {mapped_sql}
+),
+parsed AS (
     SELECT *, {aware} AS aware_at, {naive} AS naive_at, '''' || left(at_text, 80) || '''' AS quote_text,
         {pii.email_normalized_sql("email_text")} AS email_normalized,
         {pii.phone_normalized_sql("phone_text")} AS phone_normalized
@@ -342,15 +388,18 @@ timed AS (
 ordered AS (
     {_record_order_sql(cfg)}
 ),
+failed AS (
+    SELECT *, {failed} AS failed_check FROM ordered
+),
 reasoned AS (
-    SELECT *, {reason} AS reason, {column} AS column_name FROM ordered
+    SELECT *, {reason} AS reason, {column} AS column_name FROM failed
 ),
 final AS (
     SELECT * REPLACE (CASE WHEN list_element IS NOT NULL AND reason IS NOT NULL
         THEN 'list element ' || list_element || ': ' || reason ELSE reason END AS reason)
     FROM reasoned
 )
-SELECT * FROM final
+SELECT {kept} FROM final
 """
 
 
@@ -374,7 +423,10 @@ def _record_order_sql(cfg: SourceConfig) -> str:
 
 
 def _row_rejects_sql() -> str:
-    """Each failing row once, first reason first; then duplicates among the rows that pass."""
+    """Each failing row once, first reason first; then duplicates among the rows that pass.
+
+    Only the events whose id occurs more than once (found by a GROUP BY) are ranked by the
+    windows that name the first copy."""
     return """
 CREATE OR REPLACE TEMP TABLE row_rejects AS
 SELECT source_row, arg_min(column_name, source_event_seq) AS column_name,
@@ -383,16 +435,24 @@ FROM checked WHERE reason IS NOT NULL GROUP BY source_row
 UNION ALL
 SELECT DISTINCT r.source_row, NULL, 'no event: none of the events listed for this source matched the row'
 FROM raw_rows r ANTI JOIN checked c ON c.source_row = r.source_row;
-CREATE OR REPLACE TEMP TABLE candidates AS
-SELECT c.* FROM checked c ANTI JOIN row_rejects f ON f.source_row = c.source_row;
 INSERT INTO row_rejects
+WITH candidates AS (
+    SELECT c.source_row, c.source_event_seq, c.event_id, c.id_column
+    FROM checked c ANTI JOIN row_rejects f ON f.source_row = c.source_row
+),
+repeated_ids AS (
+    SELECT event_id FROM candidates GROUP BY event_id HAVING count(*) > 1
+),
+repeated AS (
+    SELECT c.* FROM candidates c SEMI JOIN repeated_ids d ON c.event_id IS NOT DISTINCT FROM d.event_id
+)
 SELECT source_row, arg_min(column_name, source_event_seq), arg_min(reason, source_event_seq) FROM (
     SELECT source_row, source_event_seq, id_column AS column_name,
         'duplicate event id ' || event_id || ' in this file (first at row ' || first_row || ')' AS reason
     FROM (
         SELECT *, min(source_row) OVER (PARTITION BY event_id) AS first_row,
             row_number() OVER (PARTITION BY event_id ORDER BY source_row, source_event_seq) AS copy_number
-        FROM candidates
+        FROM repeated
     ) WHERE copy_number > 1
     UNION ALL
     SELECT c.source_row, c.source_event_seq, c.id_column,
@@ -425,6 +485,7 @@ def _events_sql() -> str:
     expressions.update(identifiers)
     selected = [f"{expressions[name]} AS {name}" for name in LAKE_EVENT_COLUMNS]
     return (
-        f"SELECT {', '.join(selected)} FROM candidates c "
-        "ANTI JOIN row_rejects f ON f.source_row = c.source_row"
+        f"SELECT {', '.join(selected)} FROM checked c "
+        "ANTI JOIN row_rejects f ON f.source_row = c.source_row "
+        "ORDER BY c.spec_index, c.source_row, c.source_event_seq"
     )

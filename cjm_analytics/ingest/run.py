@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cjm_analytics import pii
 from cjm_analytics.config import CsvDialect, JourneyConfig, SourceConfig
@@ -23,7 +24,7 @@ from cjm_analytics.ingest._sql import generated_names, run
 from cjm_analytics.ingest.csv_source import EmptyFileError, delimiter_hint, read_csv_file
 from cjm_analytics.ingest.jsonl_source import read_jsonl_file
 from cjm_analytics.ingest.mapping import needed_columns, time_columns
-from cjm_analytics.ingest.normalize import FileContext, normalize
+from cjm_analytics.ingest.normalize import FileContext, normalize, register_file_events
 from cjm_analytics.ingest.parquet_source import read_parquet_file, read_xes_file
 from cjm_analytics.ingest.raw import RawFile, create_read_rejects
 
@@ -134,12 +135,12 @@ def _ingest_file(
     try:
         create_read_rejects(con)
         raw = read_source_file(con, cfg, source, path)
-        normalize(con, raw, source, ctx)
+        events = normalize(con, raw, source, ctx)
     except EmptyFileError as exc:
         return _commit_empty(con, name, shown, sha, str(exc))
     except (IngestError, duckdb.Error) as exc:
         return FileResult(name, shown, "failed", sha, message=str(exc).replace(str(path), shown))
-    return _commit(con, cfg, raw, ctx, sha)
+    return _commit(con, cfg, raw, ctx, sha, events)
 
 
 def read_source_file(
@@ -239,9 +240,7 @@ def _commit_empty(
     con: duckdb.DuckDBPyConnection, name: str, shown: str, sha: str, message: str
 ) -> FileResult:
     record = _record(name, shown, sha, "empty", message, 0, 0, 0, 0)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE file_events AS SELECT NULL::VARCHAR AS event_id WHERE false"
-    )
+    register_file_events(con, pa.table({"event_id": pa.array([], pa.string())}))
     lake.commit_file(con, record, [], _rejects_table([]))
     return FileResult(name, shown, "empty", sha, message=message)
 
@@ -265,20 +264,24 @@ def _record(
 
 
 def _commit(
-    con: duckdb.DuckDBPyConnection, cfg: JourneyConfig, raw: RawFile, ctx: FileContext, sha: str
+    con: duckdb.DuckDBPyConnection,
+    cfg: JourneyConfig,
+    raw: RawFile,
+    ctx: FileContext,
+    sha: str,
+    events: pa.Table,
 ) -> FileResult:
     raw_count = _count(con, "SELECT count(DISTINCT source_row) FROM raw_rows")
     read_rejected = _count(con, "SELECT count(*) FROM read_rejects")
     row_rejected = _count(con, "SELECT count(*) FROM row_rejects")
-    loaded = _count(con, "SELECT count(DISTINCT source_row) FROM file_events")
-    events_loaded = _count(con, "SELECT count(*) FROM file_events")
+    loaded = pc.count_distinct(events["source_row"]).as_py()
+    events_loaded = events.num_rows
     rows_read, rows_rejected = raw_count + read_rejected, read_rejected + row_rejected
     if rows_read != loaded + rows_rejected:
         raise AssertionError(
             f"{ctx.source_file}: {rows_read} rows read != {loaded} loaded + {rows_rejected} rejected"
         )
     rejects = _collect_rejects(con, raw, ctx)
-    events = con.sql("SELECT * FROM file_events").to_arrow_table()
     parts = lake.write_parts(events, cfg.lake_dir, ctx.source, sha)
     record = _record(
         ctx.source,
@@ -312,16 +315,19 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 
 def _collect_rejects(con: duckdb.DuckDBPyConnection, raw: RawFile, ctx: FileContext) -> pa.Table:
-    """read_rejects + row_rejects, one row each, with PII masked in the raw line."""
+    """read_rejects + row_rejects, one row each, with PII masked in the raw line (only the
+    rejected rows of `raw_rows` and `checked` are read)."""
     rows = run(
         con,
         "SELECT source_row, column_name, reason, raw_line, [] AS pii_values FROM read_rejects "
         "UNION ALL "
         f"SELECT f.source_row, f.column_name, f.reason, {raw.raw_line_sql} AS raw_line, "
         "coalesce(p.pii_values, []) FROM row_rejects f "
-        "JOIN (SELECT DISTINCT ON (source_row) * FROM raw_rows) USING (source_row) "
+        "JOIN (SELECT DISTINCT ON (source_row) * FROM raw_rows "
+        "SEMI JOIN row_rejects USING (source_row)) USING (source_row) "
         "LEFT JOIN (SELECT source_row, list_distinct(list(email_text) || list(phone_text)) AS pii_values "
-        "FROM checked GROUP BY source_row) p USING (source_row) ORDER BY 1",
+        "FROM checked SEMI JOIN row_rejects USING (source_row) GROUP BY source_row) p "
+        "USING (source_row) ORDER BY 1",
         raw.params,
     ).fetchall()
     return _rejects_table(
