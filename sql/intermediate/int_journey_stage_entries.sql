@@ -43,8 +43,9 @@ first_touches as (
     group by journey_id, stage_order
 ),
 
-ordered_chain(journey_id, stage_order, entered_seq) as (
-    select journey_id, 1, min(touchpoint_seq)
+ordered_chain(journey_id, stage_order, entered_seq, entered_at) as (
+    -- entered_at rides along (touchpoint_seq is unique in a journey): no join back
+    select journey_id, 1, min(touchpoint_seq), arg_min(event_at, touchpoint_seq)
     from mapped_touchpoints
     where stage_order = 1
     group by journey_id
@@ -52,7 +53,8 @@ ordered_chain(journey_id, stage_order, entered_seq) as (
     select
         ordered_chain.journey_id,
         ordered_chain.stage_order + 1,
-        min(mapped_touchpoints.touchpoint_seq)
+        min(mapped_touchpoints.touchpoint_seq),
+        arg_min(mapped_touchpoints.event_at, mapped_touchpoints.touchpoint_seq)
     from ordered_chain
     inner join mapped_touchpoints
         on mapped_touchpoints.journey_id = ordered_chain.journey_id
@@ -62,15 +64,7 @@ ordered_chain(journey_id, stage_order, entered_seq) as (
 ),
 
 ordered_entries as (
-    select
-        ordered_chain.journey_id,
-        ordered_chain.stage_order,
-        ordered_chain.entered_seq,
-        touchpoints.event_at as entered_at
-    from ordered_chain
-    inner join touchpoints
-        on touchpoints.journey_id = ordered_chain.journey_id
-        and touchpoints.touchpoint_seq = ordered_chain.entered_seq
+    select journey_id, stage_order, entered_seq, entered_at from ordered_chain
 ),
 
 journey_stage_grid as (
@@ -79,22 +73,33 @@ journey_stage_grid as (
     cross join stages
 ),
 
+later_first_touches as (
+    -- furthest entry of k: the earliest first touch of any stage at or beyond k (a join to
+    -- the few stages and a hash aggregate instead of a window sorted by journey_id)
+    select
+        first_touches.journey_id,
+        stages.stage_order,
+        min(first_touches.first_touch_seq) as furthest_entered_seq,
+        min(first_touches.first_touch_at) as furthest_entered_at
+    from first_touches
+    inner join stages on stages.stage_order <= first_touches.stage_order
+    group by first_touches.journey_id, stages.stage_order
+),
+
 furthest_entries as (
     select
         journey_stage_grid.*,
         first_touches.first_touch_seq,
         first_touches.first_touch_at,
-        min(first_touches.first_touch_seq) over later_stages as furthest_entered_seq,
-        min(first_touches.first_touch_at) over later_stages as furthest_entered_at
+        later_first_touches.furthest_entered_seq,
+        later_first_touches.furthest_entered_at
     from journey_stage_grid
     left join first_touches
         on first_touches.journey_id = journey_stage_grid.journey_id
         and first_touches.stage_order = journey_stage_grid.stage_order
-    window later_stages as (
-        partition by journey_stage_grid.journey_id
-        order by journey_stage_grid.stage_order desc
-        rows between unbounded preceding and current row
-    )
+    left join later_first_touches
+        on later_first_touches.journey_id = journey_stage_grid.journey_id
+        and later_first_touches.stage_order = journey_stage_grid.stage_order
 ),
 
 final as (

@@ -14,6 +14,11 @@
 with
 
 known_events as (
+    -- narrow: this CTE is read several times, so DuckDB materializes it (ADR 0076)
+    select source, event_id, event_name, page_url from events where customer_id is not null
+),
+
+condition_events as (
     select * from events where customer_id is not null
 ),
 
@@ -93,26 +98,26 @@ condition_values as (
         rule_conditions.value as accepted_value,
         case
             when rule_conditions.is_property
-                then json_extract_string(known_events.properties, rule_conditions.json_path)
-            when rule_conditions.field = 'source' then known_events.source
-            when rule_conditions.field = 'event_name' then known_events.event_name
-            when rule_conditions.field = 'channel' then known_events.channel
-            when rule_conditions.field = 'page_url' then known_events.page_url
-            when rule_conditions.field = 'device' then known_events.device
-            when rule_conditions.field = 'region' then known_events.region
-            when rule_conditions.field = 'utm_source' then known_events.utm_source
-            when rule_conditions.field = 'utm_medium' then known_events.utm_medium
-            when rule_conditions.field = 'utm_campaign' then known_events.utm_campaign
-            when rule_conditions.field = 'amount' then cast(known_events.amount as varchar)
-            when rule_conditions.field = 'csat_score' then cast(known_events.csat_score as varchar)
-            when rule_conditions.field = 'nps_score' then cast(known_events.nps_score as varchar)
-            when rule_conditions.field = 'outcome' then known_events.outcome
+                then json_extract_string(condition_events.properties, rule_conditions.json_path)
+            when rule_conditions.field = 'source' then condition_events.source
+            when rule_conditions.field = 'event_name' then condition_events.event_name
+            when rule_conditions.field = 'channel' then condition_events.channel
+            when rule_conditions.field = 'page_url' then condition_events.page_url
+            when rule_conditions.field = 'device' then condition_events.device
+            when rule_conditions.field = 'region' then condition_events.region
+            when rule_conditions.field = 'utm_source' then condition_events.utm_source
+            when rule_conditions.field = 'utm_medium' then condition_events.utm_medium
+            when rule_conditions.field = 'utm_campaign' then condition_events.utm_campaign
+            when rule_conditions.field = 'amount' then cast(condition_events.amount as varchar)
+            when rule_conditions.field = 'csat_score' then cast(condition_events.csat_score as varchar)
+            when rule_conditions.field = 'nps_score' then cast(condition_events.nps_score as varchar)
+            when rule_conditions.field = 'outcome' then condition_events.outcome
         end as event_value
     from (select * from candidate_matches where condition_count > 0) as candidates
     inner join rule_conditions on rule_conditions.rule_id = candidates.rule_id
-    inner join known_events
-        on known_events.source = candidates.source
-        and known_events.event_id = candidates.event_id
+    inner join condition_events
+        on condition_events.source = candidates.source
+        and condition_events.event_id = candidates.event_id
 ),
 
 satisfied_conditions as (
