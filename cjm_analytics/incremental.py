@@ -27,9 +27,11 @@ in the log and in `build_info.incremental_reason`. See docs/adr/0100-incremental
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,9 +88,17 @@ NOT_PLANNED = Plan(None, "not planned")
 
 def fingerprint(cfg: JourneyConfig) -> str:
     """A hash of everything that decides the models' results: the configuration (minus
-    paths, schedule, alerts, warehouse limits) and the code (sql/ models, package sources)."""
-    digest = hashlib.sha256()
+    paths, schedule, alerts, warehouse limits) and the code this process runs."""
+    digest = hashlib.sha256(code_fingerprint().encode())
     digest.update(cfg.model_dump_json(exclude=_NOT_IN_FINGERPRINT).encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A hash of the sql/ models and package sources, taken once per process: a running
+    process (`cjm serve`) runs the code it started with, whatever is on disk later."""
+    digest = hashlib.sha256()
     for path in sorted(warehouse.SQL_DIR.rglob("*.sql")) + sorted(_PACKAGE.rglob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
@@ -330,26 +340,26 @@ def _copy_input(con: duckdb.DuckDBPyConnection, home: str, table: str) -> None:
 
 
 def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str) -> None:
-    """`table` := last night's rows of unchanged customers + tonight's recomputed rows."""
+    """In the build file (a copy of the published night): delete the changed customers' rows
+    of `table` and insert tonight's recomputed ones; the other rows are last night's."""
+    if table not in _tables(con, home):
+        raise warehouse.WarehouseError(
+            f"table {table} is not in the night's file: an incremental night starts from a "
+            "copy of the published warehouse (cjm_analytics.incremental.start_build)"
+        )
+    changed = f'"{home}".{CHANGED}'
     columns = _columns(con, SCOPE, table)
     if "customer_id" in columns:
-        kept = (
-            f'SELECT p.* FROM {PREVIOUS}."{table}" AS p '
-            f'ANTI JOIN "{home}".{CHANGED} AS c ON p.customer_id = c.customer_id'
-        )
+        stale = f"customer_id IN (SELECT customer_id FROM {changed})"
     elif "journey_id" in columns:
-        kept = (
-            f'SELECT p.* FROM {PREVIOUS}."{table}" AS p ANTI JOIN ('
-            f"SELECT j.journey_id FROM {PREVIOUS}.journeys AS j "
-            f'SEMI JOIN "{home}".{CHANGED} AS c ON j.customer_id = c.customer_id'
-            ") AS changed_journeys ON p.journey_id = changed_journeys.journey_id"
+        stale = (
+            f"journey_id IN (SELECT j.journey_id FROM {PREVIOUS}.journeys AS j "
+            f"SEMI JOIN {changed} AS c ON j.customer_id = c.customer_id)"
         )
     elif {"source", "event_id"} <= columns:
-        kept = (
-            f'SELECT p.* FROM {PREVIOUS}."{table}" AS p SEMI JOIN ('
-            f"SELECT e.source, e.event_id FROM {PREVIOUS}.events AS e "
-            f'ANTI JOIN "{home}".{CHANGED} AS c ON e.customer_id = c.customer_id'
-            ") AS unchanged ON p.source = unchanged.source AND p.event_id = unchanged.event_id"
+        stale = (
+            f"(source, event_id) IN (SELECT (e.source, e.event_id) FROM {PREVIOUS}.events AS e "
+            f"SEMI JOIN {changed} AS c ON e.customer_id = c.customer_id)"
         )
     else:
         raise warehouse.WarehouseError(
@@ -357,8 +367,12 @@ def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str) -> None:
             "to be carried forward by; remove it from incremental.SCOPED_MODELS"
         )
     con.execute("BEGIN")
-    con.execute(
-        f'CREATE OR REPLACE TABLE "{home}"."{table}" AS '
-        f'{kept} UNION ALL BY NAME SELECT * FROM {SCOPE}."{table}"'
-    )
+    con.execute(f'DELETE FROM "{home}"."{table}" WHERE {stale}')
+    con.execute(f'INSERT INTO "{home}"."{table}" BY NAME SELECT * FROM {SCOPE}."{table}"')
     con.execute("COMMIT")
+
+
+def start_build(published: Path, build: Path) -> None:
+    """An incremental night's file starts as a byte copy of the published night (its
+    per-customer tables are then updated in place; every other table is rebuilt)."""
+    shutil.copyfile(published, build)

@@ -290,6 +290,8 @@ def build_step(night: Night) -> Facts:
     from cjm_analytics.identity import stitch
     from cjm_analytics.ingest import load_lake
 
+    if night.plan.previous is not None:
+        incremental.start_build(night.plan.previous, night.build_path)
     with _build(night) as con:
         load_lake(con, night.cfg)
         summary = stitch(con, night.cfg)
