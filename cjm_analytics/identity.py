@@ -773,7 +773,7 @@ def _touched_graph(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> str | 
     _touched_identifiers(con)
     _touched_events(con)
     _touched_nodes(con, cfg)
-    reason = _closure_blocker(con)
+    reason = _closure_blocker(con) or _resplit_blocker(con, cfg)
     if reason is not None:
         return reason
     con.execute(
@@ -893,7 +893,7 @@ partners AS (
     GROUP BY w.node_id
 ),
 final AS (
-    SELECT n.node_id, n.kind, n.value, n.rank, n.in_scope, n.old_customer_id,
+    SELECT n.node_id, n.kind, n.value, n.rank, n.in_scope, n.old_customer_id, n.old_is_shared,
         CASE WHEN n.in_scope THEN coalesce(p.partner_count, 0) ELSE n.old_partner_count END
             AS partner_count,
         CASE WHEN n.in_scope THEN coalesce(p.partner_count, 0) > ? OR l.value IS NOT NULL
@@ -908,14 +908,16 @@ SELECT * FROM final
 
 
 def _closure_blocker(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The scope must be closed: no link from a scope identifier to one outside it. Outside
-    identifiers keep their customer only if so; a link across means a customer re-split for
-    its size last night (its parts stay linked), which only the full stitch redoes."""
+    """The scope must be closed: no link (between identifiers unshared last night) from a
+    scope identifier to one outside it. Outside identifiers keep their customer only if so;
+    a link across means a customer re-split for its size last night (its parts stay linked),
+    which only the full stitch redoes. (Shared marks only grow, so last night's links are a
+    superset of tonight's among previous identifiers.)"""
     unknown, crossing = con.execute(
         "SELECT (SELECT count(*) FROM inc_nodes WHERE NOT in_scope AND is_shared IS NULL), "
         "(SELECT count(*) FROM inc_pairs p JOIN inc_nodes a ON a.node_id = p.a "
         "JOIN inc_nodes b ON b.node_id = p.b "
-        "WHERE a.in_scope <> b.in_scope AND NOT a.is_shared AND NOT b.is_shared)"
+        "WHERE a.in_scope <> b.in_scope AND NOT a.old_is_shared AND NOT b.old_is_shared)"
     ).fetchall()[0]
     if unknown:
         return f"{unknown} identifiers of previous events are missing from identity_map"
@@ -923,6 +925,36 @@ def _closure_blocker(con: duckdb.DuckDBPyConnection) -> str | None:
         return (
             f"{crossing} links join touched customers to others (a cluster re-split for "
             "identity.max_cluster_identifiers)"
+        )
+    return None
+
+
+def _resplit_blocker(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> str | None:
+    """Last night's components of the touched customers (previous events, previous shared
+    marks): one over the limit was re-split, and its `identity_merges` row cannot be carried
+    (tonight it may be under the limit). Only checked when last night re-split any."""
+    resplit = con.execute(
+        "SELECT count(*) FROM identity_merges WHERE is_blocked AND reason = ?", [LIMIT_REASON]
+    ).fetchall()[0][0]  # type: ignore[index]
+    if not resplit:
+        return None
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE inc_previous_nodes AS SELECT node_id FROM inc_nodes "
+        "WHERE in_scope AND NOT old_is_shared"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE inc_previous_edges AS SELECT p.a, p.b FROM inc_pairs p "
+        "JOIN inc_nodes a ON a.node_id = p.a AND a.in_scope AND NOT a.old_is_shared "
+        "JOIN inc_nodes b ON b.node_id = p.b AND b.in_scope AND NOT b.old_is_shared "
+        "WHERE p.is_previous"
+    )
+    components(con, "inc_previous_nodes", "inc_previous_edges", "inc_previous_labels")
+    largest = con.execute(
+        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM inc_previous_labels GROUP BY label)"
+    ).fetchall()[0][0]  # type: ignore[index]
+    if largest > cfg.identity.max_cluster_identifiers:
+        return (
+            f"a touched customer is part of a cluster of {largest} identifiers re-split last night"
         )
     return None
 
@@ -1099,9 +1131,10 @@ def _save_state_increment(
     mapping = con.sql(
         "SELECT kind, value, customer_id FROM node_customer WHERE customer_id IS NOT NULL"
     ).to_arrow_table()
-    fresh = con.sql(
+    fresh = con.sql(  # a shared identifier outside the scope is its own component, no claim
         "SELECT customer_id FROM component_ids WHERE is_new UNION "
-        "SELECT 'cus_' || left(sha256(kind || ':' || value), 16) FROM stitch_shared"
+        "SELECT 'cus_' || left(sha256(h.kind || ':' || h.value), 16) FROM stitch_shared h "
+        "ANTI JOIN inc_scope s ON s.kind = h.kind AND s.value = h.value"
     ).to_arrow_table()
     rounds = con.sql(_CUSTOMER_ROUNDS_SQL).to_arrow_table()
     replaced = con.sql(

@@ -189,6 +189,23 @@ def test_a_new_event_makes_an_identifier_shared_and_splits_its_customer(tmp_path
     assert len(result.scope) == 3
 
 
+def test_a_newly_shared_identifier_that_held_the_old_id(tmp_path):
+    # limit 2: cookie c1 linked u1 and u2 (customer C). Night 2 adds u3: c1 is shared. Each
+    # of c1, u1, u2 claims C once; the smallest identifier, cookie:c1, wins it, but a shared
+    # identifier has no customer: C is gone, u1, u2, u3 get new ids (created tonight), and
+    # the state must not list C's never-used id twice (C = the hash of cookie:c1)
+    result = two_nights(
+        tmp_path,
+        [{"cookie_id": "c1", "user_id": "u1"}, {"cookie_id": "c1", "user_id": "u2"}],
+        [{"cookie_id": "c1", "user_id": "u3"}],
+        max_partners_per_identifier=2,
+    )
+    assert_same(result)
+    assert result.incremental.mode == "incremental"
+    assert (result.incremental.customer_count, result.incremental.merge_count) == (3, 0)
+    assert len(result.scope) == 4  # C and the three new customers
+
+
 def test_a_brand_new_customer_touches_nobody_else(tmp_path):
     result = two_nights(
         tmp_path,
@@ -255,6 +272,25 @@ def test_a_touched_customer_that_was_resplit_falls_back(tmp_path):
     assert_same(result)
     assert result.incremental.mode == "full"
     assert "re-split" in result.incremental.fallback_reason
+
+
+def test_a_resplit_cluster_touched_as_a_whole_falls_back(tmp_path):
+    # limit 3: k1-u1-m1-c1 (4 identifiers) was re-split last night and logged. Tonight m1 is
+    # seen with k5 and u6 as well: 3 partners > 2, m1 is shared and no part is over the
+    # limit any more. Both parts are touched (c1 has a new event too), so no link leaves the
+    # scope, but last night's re-split row must not be carried: the full stitch decides.
+    result = two_nights(
+        tmp_path,
+        [{"contact_id": "k1", "user_id": "u1"}, {"user_id": "u1", "email_hash": "m1"},
+         {"email_hash": "m1", "cookie_id": "c1"}],
+        [{"email_hash": "m1", "contact_id": "k5"}, {"email_hash": "m1", "user_id": "u6"},
+         {"cookie_id": "c1"}],
+        max_cluster_identifiers=3, max_partners_per_identifier=2,
+    )  # fmt: skip
+    assert_same(result)
+    assert result.incremental.mode == "full"
+    assert "re-split last night" in result.incremental.fallback_reason
+    assert result.full.clusters_over_limit == 0
 
 
 POOL = {
