@@ -139,11 +139,20 @@ def commit_file(
             f"INSERT INTO ingest_files ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
             [record[c] for c in columns],
         )
-        for path, rows in parts:
-            con.execute(
-                "INSERT INTO lake_files VALUES (?, ?, ?, ?)",
-                [record["sha256"], record["source"], path, rows],
-            )
+        con.register(
+            "new_parts",
+            pa.table(
+                {
+                    "path": pa.array([path for path, _ in parts], pa.string()),
+                    "event_count": pa.array([rows for _, rows in parts], pa.int64()),
+                }
+            ),
+        )
+        con.execute(
+            "INSERT INTO lake_files SELECT ?, ?, path, event_count FROM new_parts",
+            [record["sha256"], record["source"]],
+        )
+        con.unregister("new_parts")
         con.execute(
             "INSERT INTO loaded_event_ids SELECT ?, event_id, ? FROM file_events",
             [record["source"], record["source_file"]],
