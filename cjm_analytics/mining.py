@@ -101,7 +101,7 @@ def build_mining(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = discover_journey_models(con, cfg.mining, out_dir)
-    log_fitness = replay_designed_journey(con, cfg)
+    log_fitness = replay_designed_journey(con, cfg, previous is not None)
     tables += ["discovered_model_edges", "stage_variant_fitness"]
     tables += run_models(con, mining_models(CONFORMANCE_MODELS))
     return _summary(con, tables, files, log_fitness)
@@ -474,12 +474,17 @@ def weighted_log_fitness(results: list[dict[str, Any]], counts: list[int]) -> fl
     return 0.5 * (1 - missing / consumed) + 0.5 * (1 - remaining / produced)
 
 
-def replay_designed_journey(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> float | None:
+def replay_designed_journey(
+    con: duckdb.DuckDBPyConnection, cfg: JourneyConfig, reuse_previous: bool = False
+) -> float | None:
     """Replay the most frequent stage variants on the designed net into `stage_variant_fitness`.
 
     Variants are taken by journey count until `mining.conformance_variant_coverage` of the
     journeys (at most `conformance_max_variants`). Returns the weighted log fitness of the
-    replayed journeys, or None when there is nothing to replay.
+    replayed journeys, or None when there is nothing to replay. With `reuse_previous` (an
+    incremental night: same designed map and code, the published night attached as
+    `previous`), a stage path replayed last night keeps last night's result: replaying one
+    path on a fixed net does not depend on the other paths.
     """
     rows = con.execute(
         "select stage_variant_id, stage_path, journey_count, "
@@ -495,13 +500,32 @@ def replay_designed_journey(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) 
     fitness_rows: list[dict[str, Any]] = []
     log_fitness = None
     if chosen and cfg.stages:
-        results = replay_variants([(tuple(r[1]), r[2]) for r in chosen], *designed_net(cfg))
+        paths = [tuple(r[1]) for r in chosen]
+        known = _previous_replays(con) if reuse_previous else {}
+        todo = [(p, r[2]) for p, r in zip(paths, chosen, strict=True) if p not in known]
+        fresh = dict(
+            zip([p for p, _ in todo], replay_variants(todo, *designed_net(cfg)), strict=True)
+        )
+        results = [known[p] if p in known else fresh[p] for p in paths]
         log_fitness = weighted_log_fitness(results, [r[2] for r in chosen])
         fitness_rows = [
             _fitness_row(row[0], result) for row, result in zip(chosen, results, strict=True)
         ]
     _write_table(con, "stage_variant_fitness", fitness_rows, _FITNESS_SCHEMA)
     return log_fitness
+
+
+def _previous_replays(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Last night's replay result of each stage path it replayed (pm4py's result keys)."""
+    rows = con.execute(
+        "SELECT v.stage_path, f.trace_fitness, f.is_fit, f.missing_token_count, "
+        "f.remaining_token_count, f.consumed_token_count, f.produced_token_count "
+        "FROM previous.stage_variant_fitness AS f "
+        "JOIN previous.stage_variants AS v USING (stage_variant_id) WHERE f.is_replayed"
+    ).fetchall()
+    keys = ("trace_fitness", "trace_is_fit", "missing_tokens", "remaining_tokens",
+            "consumed_tokens", "produced_tokens")  # fmt: skip
+    return {tuple(row[0]): dict(zip(keys, row[1:], strict=True)) for row in rows}
 
 
 _FITNESS_SCHEMA = pa.schema(
