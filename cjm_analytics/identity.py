@@ -392,13 +392,16 @@ aged AS (
 kept AS (
     SELECT label, arg_min(customer_id, (created_at, customer_id)) AS customer_id FROM aged GROUP BY label
 ),
+unclaimed AS (  -- components no old id went to (hash only those: most keep an old id)
+    SELECT l.node_id, l.label FROM stitch_labels l ANTI JOIN kept k USING (label)
+),
 fresh AS (
-    SELECT l.label, 'cus_' || left(sha256(min(n.kind || ':' || n.value)), 16) AS customer_id
-    FROM stitch_labels l JOIN stitch_nodes n USING (node_id) GROUP BY l.label
+    SELECT u.label, 'cus_' || left(sha256(min(n.kind || ':' || n.value)), 16) AS customer_id
+    FROM unclaimed u JOIN stitch_nodes n USING (node_id) GROUP BY u.label
 ),
 final AS (
-    SELECT f.label, coalesce(k.customer_id, f.customer_id) AS customer_id, k.customer_id IS NULL AS is_new
-    FROM fresh f LEFT JOIN kept k USING (label)
+    SELECT label, customer_id, false AS is_new FROM kept
+    UNION ALL SELECT label, customer_id, true FROM fresh
 )
 SELECT * FROM final
 """,
