@@ -71,7 +71,8 @@ def normalize(
         _mapped_select(i, spec, cfg, raw, params, len(specs)) for i, spec in enumerate(specs)
     ]
     run(con, _checked_sql(cfg, " UNION ALL ".join(selects)), params)
-    for statement in _row_rejects_sql().split(";"):
+    every_spec_conditional = all(spec.when for spec in specs)
+    for statement in _row_rejects_sql(every_spec_conditional).split(";"):
         if statement.strip():
             run(con, statement, params)
     events = to_arrow(con, _events_sql(), params)
@@ -432,19 +433,22 @@ def _record_order_sql(cfg: SourceConfig) -> str:
     return sql
 
 
-def _row_rejects_sql() -> str:
+def _row_rejects_sql(every_spec_conditional: bool = True) -> str:
     """Each failing row once, first reason first; then duplicates among the rows that pass.
 
+    A row can match no event only when every event spec has `when` conditions (a spec
+    without one takes every row), so only then are rows missing from `checked` looked for.
     Only the events whose id occurs more than once (found by a GROUP BY) are ranked by the
     windows that name the first copy."""
-    return """
+    no_event = """
+UNION ALL
+SELECT DISTINCT r.source_row, NULL, 'no event: none of the events listed for this source matched the row'
+FROM raw_rows r ANTI JOIN checked c ON c.source_row = r.source_row"""
+    return f"""
 CREATE OR REPLACE TEMP TABLE row_rejects AS
 SELECT source_row, arg_min(column_name, source_event_seq) AS column_name,
     arg_min(reason, source_event_seq) AS reason
-FROM checked WHERE reason IS NOT NULL GROUP BY source_row
-UNION ALL
-SELECT DISTINCT r.source_row, NULL, 'no event: none of the events listed for this source matched the row'
-FROM raw_rows r ANTI JOIN checked c ON c.source_row = r.source_row;
+FROM checked WHERE reason IS NOT NULL GROUP BY source_row{no_event if every_spec_conditional else ""};
 INSERT INTO row_rejects
 WITH candidates AS (
     SELECT c.source_row, c.source_event_seq, c.event_id, c.id_column
@@ -496,6 +500,5 @@ def _events_sql() -> str:
     selected = [f"{expressions[name]} AS {name}" for name in LAKE_EVENT_COLUMNS]
     return (
         f"SELECT {', '.join(selected)} FROM checked c "
-        "ANTI JOIN row_rejects f ON f.source_row = c.source_row "
-        "ORDER BY c.spec_index, c.source_row, c.source_event_seq"
+        "ANTI JOIN row_rejects f ON f.source_row = c.source_row"
     )
