@@ -66,6 +66,13 @@ SCOPED_MODELS: frozenset[str] = frozenset(
         "journey_channel_deviations",
     }
 )
+#: Per-journey models that read `as_of` (journey status, Kaplan-Meier censoring) and those
+#: reading them; recomputed for the changed customers and those with an open journey.
+AS_OF_MODELS: frozenset[str] = frozenset(
+    {"journeys", "int_journey_stage_facts", "int_journey_segments", "int_stage_entry_segments"}
+)
+#: TEMP table: the customers the as_of-dependent models are recomputed for.
+OPEN = "night_open_customers"
 #: Settings that cannot change what a model computes (where files go, when to run, alerts).
 _NOT_IN_FINGERPRINT = {"paths", "schedule", "alerts", "warehouse"}
 _PACKAGE = Path(__file__).resolve().parent
@@ -207,42 +214,94 @@ def write_build_info(
     )
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Models recomputed together for the customers of one scope relation."""
+
+    models: frozenset[str]
+    scope: str
+    why: str
+
+
+#: In order: per-customer models for the changed customers; then the as_of-dependent
+#: per-journey models for the changed customers and those with a journey that was not yet
+#: stale last night (a stale journey stays stale while as_of only moves forward, so its
+#: status and Kaplan-Meier row cannot change).
+BATCHES: tuple[Batch, ...] = (
+    Batch(SCOPED_MODELS, CHANGED, "customers whose events changed"),
+    Batch(AS_OF_MODELS, f"temp.{OPEN}", "changed customers and those with an open journey"),
+)
+
+
 def run_models(
     con: duckdb.DuckDBPyConnection, models: list[Model], previous: Path | None
 ) -> list[str]:
-    """Build `models` (dependency order): in full without `previous`; else the per-customer
-    ones for the changed customers only, merged with last night's rows. Falls back to the
-    full build when a table they read (other than per-customer ones) differs from last
-    night's, e.g. new event names change the mining codes."""
+    """Build `models` (dependency order): in full without `previous`; else each batch's
+    models for its customers only, merged with last night's rows, and the rest in full.
+    A batch is built in full when a table it reads without a customer (config tables, the
+    mining event codes) differs from last night's, or when as_of went back in time."""
     if previous is None:
         return warehouse.run_models(con, models)
     attach_previous(con, previous)
-    scoped = [m for m in models if m.name in SCOPED_MODELS]
-    before = _needed_before(models, scoped)
-    after = [m for m in models if m not in scoped and m not in before]
-    built = warehouse.run_models(con, before)
+    remaining, built = list(models), []
+    for batch in BATCHES:
+        scoped = [m for m in remaining if m.name in batch.models]
+        if not scoped:
+            continue
+        before = _needed_before(remaining, scoped)
+        built += warehouse.run_models(con, before)
+        reason = _full_build_reason(con, scoped, batch)
+        if reason:
+            log.info("%s rebuilt in full: %s", [m.name for m in scoped], reason)
+            built += warehouse.run_models(con, scoped)
+        else:
+            built += _run_scoped(con, scoped, batch.scope)
+        remaining = [m for m in remaining if m not in before and m not in scoped]
+    return built + warehouse.run_models(con, remaining)
+
+
+def _full_build_reason(con: duckdb.DuckDBPyConnection, scoped: list[Model], batch: Batch) -> str:
     changed = _changed_shared_inputs(con, scoped)
     if changed:
-        log.info("per-customer models rebuilt in full: %s changed since last night", changed)
-        return built + warehouse.run_models(con, scoped + after)
-    return built + _run_scoped(con, scoped) + warehouse.run_models(con, after)
+        return f"{changed} changed since last night"
+    if batch.scope.endswith(OPEN) and not _write_open_customers(con):
+        return "as_of is earlier than last night's"
+    return ""
+
+
+def _write_open_customers(con: duckdb.DuckDBPyConnection) -> bool:
+    """TEMP `night_open_customers`: the changed customers and those with a journey that was
+    not stale last night. False (nothing written) when tonight's as_of is before last
+    night's: then stale journeys could become open again."""
+    last = con.execute(
+        f"SELECT r.as_of FROM {PREVIOUS}.runs AS r JOIN {PREVIOUS}.build_info AS b USING (run_id)"
+    ).fetchone()
+    tonight = con.execute("SELECT getvariable('as_of')").fetchone()
+    if last is None or last[0] is None or tonight is None or tonight[0] < last[0]:
+        return False
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {OPEN} AS SELECT customer_id FROM {CHANGED} "
+        f"UNION SELECT customer_id FROM {PREVIOUS}.journeys WHERE NOT is_stale"
+    )
+    return True
 
 
 def _needed_before(models: list[Model], scoped: list[Model]) -> list[Model]:
-    """The full models the per-customer ones read (directly or not): built first. None of
-    them may read a per-customer model of the same list (that would need two passes)."""
+    """The full models the scoped ones read (directly or not): built first. None of them may
+    read a scoped model of the same list (that would need two passes)."""
     names = {m.name: m for m in models}
+    pending = {m.name for m in scoped}
     needed: set[str] = set()
-    stack = [n for m in scoped for n in _relations(m.sql) & set(names) if n not in SCOPED_MODELS]
+    stack = [n for m in scoped for n in _relations(m.sql) & set(names) if n not in pending]
     while stack:
         name = stack.pop()
         if name in needed:
             continue
         needed.add(name)
         reads = _relations(names[name].sql) & set(names)
-        if reads & SCOPED_MODELS:
+        if reads & pending:
             raise warehouse.WarehouseError(
-                f"model {name} reads per-customer model(s) {sorted(reads & SCOPED_MODELS)} and "
+                f"model {name} reads per-customer model(s) {sorted(reads & pending)} and "
                 "is read by one: the incremental night cannot order them; split the step"
             )
         stack.extend(reads)
@@ -254,11 +313,13 @@ def _relations(sql: str) -> set[str]:
 
 
 def _shared_inputs(con: duckdb.DuckDBPyConnection, models: list[Model]) -> list[str]:
-    """Tables the models read that have no customer_id (copied whole into the scope)."""
+    """Tables the models read that belong to no customer or journey (copied whole)."""
     home = _home(con)
     wanted = set().union(*(_relations(m.sql) for m in models)) - {m.name for m in models}
     return [
-        t for t in _tables(con, home) if t in wanted and "customer_id" not in _columns(con, home, t)
+        t
+        for t in _tables(con, home)
+        if t in wanted and not {"customer_id", "journey_id"} & _columns(con, home, t)
     ]
 
 
@@ -283,7 +344,7 @@ def _home(con: duckdb.DuckDBPyConnection) -> str:
     return str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
 
 
-def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model]) -> list[str]:
+def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model], scope: str) -> list[str]:
     home = _home(con)
     produced = {m.name for m in models}
     wanted = set().union(*(_relations(m.sql) for m in models)) - produced
@@ -292,14 +353,14 @@ def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model]) -> list[str
     try:
         began = time.process_time()
         for table in inputs:
-            _copy_input(con, home, table)
+            _copy_input(con, home, table, scope)
         log.debug("scoped inputs %s copied: %.2f CPU s", inputs, time.process_time() - began)
         con.execute(f"USE {SCOPE}")
         warehouse.run_models(con, models)
         con.execute(f'USE "{home}"')
         began = time.process_time()
         for model in models:
-            _merge(con, home, model.name)
+            _merge(con, home, model.name, scope)
         log.debug("scoped models merged: %.2f CPU s", time.process_time() - began)
     finally:
         con.execute(f'USE "{home}"')
@@ -326,40 +387,50 @@ def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> set[s
     }
 
 
-def _copy_input(con: duckdb.DuckDBPyConnection, home: str, table: str) -> None:
-    """An input of the per-customer models: the changed customers' rows, or whole when it
-    has no customer (a config table)."""
+def _scope_relation(home: str, scope: str) -> str:
+    return scope if scope.startswith("temp.") else f'"{home}".{scope}'
+
+
+def _copy_input(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) -> None:
+    """An input of the scoped models: the scope's customers' rows (by customer, or by
+    tonight's journeys of those customers), or whole when it has neither (a config table)."""
     source = f'"{home}"."{table}"'
-    if "customer_id" in _columns(con, home, table):
-        con.execute(
-            f'CREATE TABLE {SCOPE}."{table}" AS SELECT s.* FROM {source} AS s '
-            f'SEMI JOIN "{home}".{CHANGED} AS c ON s.customer_id = c.customer_id'
+    customers = _scope_relation(home, scope)
+    columns = _columns(con, home, table)
+    if "customer_id" in columns:
+        keep = f"SEMI JOIN {customers} AS c ON s.customer_id = c.customer_id"
+    elif "journey_id" in columns:
+        keep = (
+            f'SEMI JOIN (SELECT t.journey_id FROM "{home}".touchpoints AS t '
+            f"SEMI JOIN {customers} AS c ON t.customer_id = c.customer_id) AS j "
+            "ON s.journey_id = j.journey_id"
         )
     else:
-        con.execute(f'CREATE TABLE {SCOPE}."{table}" AS SELECT * FROM {source}')
+        keep = ""
+    con.execute(f'CREATE TABLE {SCOPE}."{table}" AS SELECT s.* FROM {source} AS s {keep}')
 
 
-def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str) -> None:
-    """In the build file (a copy of the published night): delete the changed customers' rows
+def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) -> None:
+    """In the build file (a copy of the published night): delete the scope customers' rows
     of `table` and insert tonight's recomputed ones; the other rows are last night's."""
     if table not in _tables(con, home):
         raise warehouse.WarehouseError(
             f"table {table} is not in the night's file: an incremental night starts from a "
             "copy of the published warehouse (cjm_analytics.incremental.start_build)"
         )
-    changed = f'"{home}".{CHANGED}'
+    customers = _scope_relation(home, scope)
     columns = _columns(con, SCOPE, table)
     if "customer_id" in columns:
-        stale = f"customer_id IN (SELECT customer_id FROM {changed})"
+        stale = f"customer_id IN (SELECT customer_id FROM {customers})"
     elif "journey_id" in columns:
         stale = (
             f"journey_id IN (SELECT j.journey_id FROM {PREVIOUS}.journeys AS j "
-            f"SEMI JOIN {changed} AS c ON j.customer_id = c.customer_id)"
+            f"SEMI JOIN {customers} AS c ON j.customer_id = c.customer_id)"
         )
     elif {"source", "event_id"} <= columns:
         stale = (
             f"(source, event_id) IN (SELECT (e.source, e.event_id) FROM {PREVIOUS}.events AS e "
-            f"SEMI JOIN {changed} AS c ON e.customer_id = c.customer_id)"
+            f"SEMI JOIN {customers} AS c ON e.customer_id = c.customer_id)"
         )
     else:
         raise warehouse.WarehouseError(
