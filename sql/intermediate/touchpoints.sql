@@ -18,8 +18,9 @@
 --   journey_stage / journey_stage_order: the furthest stage the journey had reached at this
 --     touchpoint, this one included (NULL before its first mapped touchpoint).
 --
--- Cost (ADR 0073): the five-key order is sorted once, on a narrow projection keyed by the
---   events rowid; the later windows order by that integer (customer_seq), and the wide
+-- Cost (ADR 0073, 0076): the five-key order is sorted once, on a narrow projection keyed by
+--   the events rowid; the later windows order by that integer (customer_seq), carry no
+--   touchpoint_id (journey_id's md5 is computed at journey starts only), and the wide
 --   columns are joined back by the rowid at the end.
 with
 
@@ -55,7 +56,8 @@ ordered as (
         known_event_keys.event_key,
         known_event_keys.customer_id,
         known_event_keys.event_at,
-        known_event_keys.source || ':' || known_event_keys.event_id as touchpoint_id,
+        known_event_keys.source,
+        known_event_keys.event_id,
         stage_matches.stage,
         stage_matches.stage_order,
         stage_matches.rule_channel,
@@ -89,6 +91,23 @@ journey_starts as (
     from ordered
 ),
 
+journey_keys as (
+    -- journey_id is computed at journey starts only, then spread to the journey
+    select
+        event_key,
+        customer_id,
+        stage,
+        stage_order,
+        rule_channel,
+        customer_seq,
+        is_journey_start,
+        case
+            when is_journey_start = 1
+                then left(md5(customer_id || chr(31) || source || ':' || event_id), 16)
+        end as started_journey_id
+    from journey_starts
+),
+
 numbered as (
     -- windows from here on order by the integer customer_seq, not the five keys
     select
@@ -98,14 +117,14 @@ numbered as (
             order by customer_seq
             rows between unbounded preceding and current row
         ) as journey_number
-    from journey_starts
+    from journey_keys
 ),
 
 sequenced as (
     select
         *,
         row_number() over journey_order as touchpoint_seq,
-        first_value(touchpoint_id) over journey_order as first_touchpoint_id,
+        first_value(started_journey_id) over journey_order as journey_id,
         max(stage_order) over (
             journey_order rows between unbounded preceding and current row
         ) as journey_stage_order
@@ -118,11 +137,10 @@ sequenced as (
 
 final as (
     select
-        sequenced.touchpoint_id,
+        known_events.source || ':' || known_events.event_id as touchpoint_id,
         known_events.event_id,
         sequenced.customer_id,
-        left(md5(sequenced.customer_id || chr(31) || sequenced.first_touchpoint_id), 16)
-            as journey_id,
+        sequenced.journey_id,
         sequenced.touchpoint_seq,
         known_events.source,
         known_events.event_name,
