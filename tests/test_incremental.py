@@ -33,7 +33,11 @@ def _config(config_path: Path, is_incremental: bool) -> JourneyConfig:
     return cfg.model_copy(update={"warehouse": settings})
 
 
-def _two_nights(prefix: str, is_incremental: bool) -> tuple[JourneyConfig, RunResult]:
+def _two_nights(
+    prefix: str, is_incremental: bool, second_as_of_days: int = 0
+) -> tuple[JourneyConfig, RunResult]:
+    """Night 1 a week before the data's end without its last week; night 2 with it, at the
+    end plus `second_as_of_days` (negative: before night 1's as_of)."""
     config_path = tiny.demo_copy(prefix)
     demo = config_path.parent
     held_back = demo.parent / "held-back.jsonl"
@@ -43,7 +47,7 @@ def _two_nights(prefix: str, is_incremental: bool) -> tuple[JourneyConfig, RunRe
     assert as_of is not None
     run_night(cfg, as_of - timedelta(days=7))
     shutil.move(held_back, demo / LATE_FILE)
-    return cfg, run_night(cfg, as_of)
+    return cfg, run_night(cfg, as_of + timedelta(days=second_as_of_days))
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +61,15 @@ def test_incremental_night_equals_a_full_recompute(nights) -> None:
     # the held-back week touches some customers, not all: the carried part is not empty
     assert 0 < inc.facts["changed_customer_count"] < inc.facts["customer_count"]
     assert inc.facts["changed_customer_count"] == full.facts["changed_customer_count"]
+    assert compare(str(inc_cfg.warehouse_path), str(full_cfg.warehouse_path)) == []
+
+
+def test_as_of_going_back_still_equals_a_full_recompute() -> None:
+    # night 2 as of 12 days before night 1: journeys stale last night can be open again,
+    # so the as_of-dependent models must not be carried
+    inc_cfg, inc = _two_nights("cjm-back-incremental-", True, second_as_of_days=-19)
+    full_cfg, _ = _two_nights("cjm-back-recompute-", False, second_as_of_days=-19)
+    assert inc.facts["is_incremental"]
     assert compare(str(inc_cfg.warehouse_path), str(full_cfg.warehouse_path)) == []
 
 
