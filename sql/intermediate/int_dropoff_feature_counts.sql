@@ -18,6 +18,11 @@
 --   become thousands of tests).
 -- Counts: abandoned_with / moved_on_with = journeys with the feature that abandoned at k /
 --   moved on; abandoned_total / moved_on_total = the whole population at k.
+-- Cost (ADR 0076): a touchpoint feature is held at k exactly when the journey's first
+--   touchpoint with it comes before it entered k+1 (or it abandoned at k), so features are
+--   found once per journey by their first touchpoint_seq instead of once per stage; each
+--   feature row carries its outcome flags; only pages at or above a stage's 50th highest
+--   count are ranked.
 with
 
 facts as (

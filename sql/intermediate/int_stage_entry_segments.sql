@@ -33,25 +33,44 @@ dimensions as (
     select dimension from segment_dimensions where dimension <> 'channel'
 ),
 
+first_known as (
+    -- each attribute's first non-NULL value in the journey and the touchpoint_seq it came at:
+    -- it is known at entry to k exactly when that seq <= entered_seq (ADR 0076: one pass
+    -- over the touchpoints per journey, not one per stage)
+    select
+        journey_id,
+        arg_min(device, touchpoint_seq) filter (where device is not null) as device,
+        min(touchpoint_seq) filter (where device is not null) as device_seq,
+        arg_min(region, touchpoint_seq) filter (where region is not null) as region,
+        min(touchpoint_seq) filter (where region is not null) as region_seq,
+        arg_min(utm_source, touchpoint_seq) filter (where utm_source is not null) as utm_source,
+        min(touchpoint_seq) filter (where utm_source is not null) as utm_source_seq,
+        arg_min(utm_medium, touchpoint_seq) filter (where utm_medium is not null) as utm_medium,
+        min(touchpoint_seq) filter (where utm_medium is not null) as utm_medium_seq,
+        arg_min(utm_campaign, touchpoint_seq) filter (where utm_campaign is not null)
+            as utm_campaign,
+        min(touchpoint_seq) filter (where utm_campaign is not null) as utm_campaign_seq
+    from journey_touchpoints
+    group by journey_id
+),
+
 known_at_entry as (
     select
         facts.journey_id,
         facts.stage_order,
-        arg_min(journey_touchpoints.device, journey_touchpoints.touchpoint_seq)
-            filter (where journey_touchpoints.device is not null) as device,
-        arg_min(journey_touchpoints.region, journey_touchpoints.touchpoint_seq)
-            filter (where journey_touchpoints.region is not null) as region,
-        arg_min(journey_touchpoints.utm_source, journey_touchpoints.touchpoint_seq)
-            filter (where journey_touchpoints.utm_source is not null) as utm_source,
-        arg_min(journey_touchpoints.utm_medium, journey_touchpoints.touchpoint_seq)
-            filter (where journey_touchpoints.utm_medium is not null) as utm_medium,
-        arg_min(journey_touchpoints.utm_campaign, journey_touchpoints.touchpoint_seq)
-            filter (where journey_touchpoints.utm_campaign is not null) as utm_campaign
+        case when first_known.device_seq <= facts.entered_seq then first_known.device end
+            as device,
+        case when first_known.region_seq <= facts.entered_seq then first_known.region end
+            as region,
+        case when first_known.utm_source_seq <= facts.entered_seq then first_known.utm_source end
+            as utm_source,
+        case when first_known.utm_medium_seq <= facts.entered_seq then first_known.utm_medium end
+            as utm_medium,
+        case
+            when first_known.utm_campaign_seq <= facts.entered_seq then first_known.utm_campaign
+        end as utm_campaign
     from facts
-    inner join journey_touchpoints
-        on journey_touchpoints.journey_id = facts.journey_id
-        and journey_touchpoints.touchpoint_seq <= facts.entered_seq
-    group by facts.journey_id, facts.stage_order
+    inner join first_known on first_known.journey_id = facts.journey_id
 ),
 
 wide as (
