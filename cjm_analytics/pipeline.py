@@ -287,20 +287,25 @@ def ingest_step(night: Night) -> Facts:
 
 def build_step(night: Night) -> Facts:
     """Create the new warehouse file: the lake's events, rejects, and stitched customers."""
-    from cjm_analytics.identity import stitch
+    from cjm_analytics.identity import stitch, stitch_incremental
     from cjm_analytics.ingest import load_lake
 
     if night.plan.previous is not None:
         incremental.start_build(night.plan.previous, night.build_path)
     with _build(night) as con:
         load_lake(con, night.cfg)
-        summary = stitch(con, night.cfg)
+        if night.plan.previous is not None:
+            summary = stitch_incremental(con, night.cfg)  # falls back to stitch itself
+            con.execute("DROP TABLE IF EXISTS stitch_scope")  # its working table
+        else:
+            summary = stitch(con, night.cfg)
         changed = _changed_customers(con, night)
         incremental.write_build_info(con, night.cfg, night.run_id, night.plan)
         con.execute("CHECKPOINT")
     facts = _summary_facts(
         summary, {"customer_count": "customer_count", "event_count": "event_count"}
     )
+    facts["stitch_fallback_reason"] = getattr(summary, "fallback_reason", "") or None
     return facts | {"changed_customer_count": changed, "is_incremental": night.plan.is_incremental}
 
 
