@@ -36,12 +36,17 @@ stages as (
 ),
 
 with_next as (
+    -- the next stage's entry by an equality join on (journey_id, stage_order + 1): the grid
+    -- holds every configured stage of every journey, so this is the row lead() would give
+    -- (ADR 0076: a hash join instead of a window sorted by journey_id)
     select
-        *,
-        lead(entered_seq) over journey_stages as next_entered_seq,
-        lead(entered_at) over journey_stages as next_entered_at
+        stage_entries.*,
+        next_entries.entered_seq as next_entered_seq,
+        next_entries.entered_at as next_entered_at
     from stage_entries
-    window journey_stages as (partition by journey_id order by stage_order)
+    left join stage_entries as next_entries
+        on next_entries.journey_id = stage_entries.journey_id
+        and next_entries.stage_order = stage_entries.stage_order + 1
 ),
 
 reached_rows as (
