@@ -39,7 +39,9 @@ time_to_next as (
 ),
 
 groups as (
-    select dimension, segment_value, count(distinct journey_id) as journey_count
+    -- (journey_id, dimension, segment_value) is the key of int_journey_segments, so count(*)
+    -- counts distinct journeys without a DISTINCT over a million rows (ADR 0076)
+    select dimension, segment_value, count(*) as journey_count
     from segments
     group by dimension, segment_value
 ),
