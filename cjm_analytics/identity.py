@@ -23,6 +23,11 @@ Rules (docs/adr/0005-identity-precedence.md, 0008-identity-guards-and-stable-ids
   component keeps the id of its known identifiers, on a merge the oldest id wins and the
   merge is logged; a new component's id is a hash of its smallest identifier, so re-running
   a night gives identical ids.
+
+`stitch` recomputes everything from `stg_events`; `stitch_incremental` gives the same tables
+and state on a warehouse that holds last night's, re-stitching only the identifiers of new
+events and the customers holding them, and lists the changed customers in `stitch_scope`
+(docs/adr/0091-incremental-identity-stitch.md).
 """
 
 from __future__ import annotations
