@@ -96,7 +96,8 @@ NOT_PLANNED = Plan(None, "not planned")
 def fingerprint(cfg: JourneyConfig) -> str:
     """A hash of everything that decides the models' results: the configuration (minus
     paths, schedule, alerts, warehouse limits) and the code this process runs."""
-    digest = hashlib.sha256(code_fingerprint().encode())
+    # 32 hex digits (BLAKE2b-128): never mistaken for a salted PII hash (64 hex, sha256)
+    digest = hashlib.blake2b(code_fingerprint().encode(), digest_size=16)
     digest.update(cfg.model_dump_json(exclude=_NOT_IN_FINGERPRINT).encode())
     return digest.hexdigest()
 
@@ -105,7 +106,7 @@ def fingerprint(cfg: JourneyConfig) -> str:
 def code_fingerprint() -> str:
     """A hash of the sql/ models and package sources, taken once per process: a running
     process (`cjm serve`) runs the code it started with, whatever is on disk later."""
-    digest = hashlib.sha256()
+    digest = hashlib.blake2b(digest_size=16)
     for path in sorted(warehouse.SQL_DIR.rglob("*.sql")) + sorted(_PACKAGE.rglob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

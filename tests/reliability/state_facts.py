@@ -27,6 +27,8 @@ RUN_TABLES = frozenset(
         "stage_changes",
         "conversion_decomposition",
         "alerts",
+        "build_info",  # how this night was built (incremental or not, and why)
+        "night_changed_customers",  # against the night published before it
     }
 )
 #: Columns that hold the wall clock or the run's id, not data.
