@@ -157,3 +157,35 @@ def test_url_pattern_rejected_by_re2_is_a_config_error() -> None:
     stages = [{"name": "a", "success": True, "rules": [{"url_pattern": "(?=look)ahead"}]}]
     with pytest.raises(ConfigError, match="url_pattern"):
         _stages_of([event("a", "e", 0)], stages)
+
+
+def test_each_rule_tests_its_own_url_pattern() -> None:
+    # three rules with patterns, each its own bound variable in stage_rule_url_matches:
+    #   awareness: "/blog/"; consideration: "it's" (a quote is data, not SQL) or an empty
+    #   pattern on the calls source (matches every URL, even none); purchase: "^https://shop"
+    stages = [
+        {"name": "awareness", "rules": [{"source": "web", "event": "page_view", "url_pattern": "/blog/"}]},
+        {"name": "consideration", "rules": [
+            {"source": "web", "event": "page_view", "url_pattern": "it's"},
+            {"source": "calls", "url_pattern": ""},
+        ]},
+        {"name": "purchase", "success": True, "rules": [{"event": "page_view", "url_pattern": "^https://shop"}]},
+    ]  # fmt: skip
+    rows = _stages_of(
+        [
+            event("a", "page_view", 0, page_url="https://shop.example/blog/it's"),  # e1: all
+            event("a", "page_view", 1, page_url="https://x.example/it's-new"),  # e2: 2nd rule
+            event("a", "page_view", 2, page_url="https://shop.example/cart"),  # e3: purchase
+            event("a", "page_view", 3, page_url="https://x.example/cart"),  # e4: none
+            event("a", "call_answered", 4, source="calls"),  # e5: empty pattern, no URL
+        ],
+        stages,
+    )
+    # e1 matches all three patterns: the first rule in config order (awareness) wins
+    assert [(r[0], r[1]) for r in rows] == [
+        ("e1", "awareness"),
+        ("e2", "consideration"),
+        ("e3", "purchase"),
+        ("e4", None),
+        ("e5", "consideration"),
+    ]

@@ -48,12 +48,10 @@ kind_rules as (
 ),
 
 url_candidates as (
-    -- each distinct (rule, URL) once, the pattern as an aggregate so the filter below
-    -- stays above the grouping: a pattern read from a column is compiled per row
+    -- each distinct (rule, URL) once
     select
         kind_rules.rule_id,
-        coalesce(known_events.page_url, '') as page_url,
-        any_value(kind_rules.url_pattern) as url_pattern
+        coalesce(known_events.page_url, '') as page_url
     from known_events
     inner join kind_rules
         on kind_rules.event_source is not distinct from known_events.source
@@ -63,9 +61,12 @@ url_candidates as (
 ),
 
 url_matches as (
+    -- stage_rule_url_matches (cjm_analytics.stages.define_url_matcher) holds each rule's
+    -- url_pattern as a bound variable, compiled once; a pattern read from a column would be
+    -- compiled for every row (ADR 0076)
     select rule_id, page_url
     from url_candidates
-    where regexp_matches(page_url, url_pattern)
+    where stage_rule_url_matches(page_url, rule_id)
 ),
 
 candidate_matches as (
