@@ -124,17 +124,18 @@ SAVED = [0.0]
 
 
 def time_state_saves() -> None:
-    from cjm_analytics import identity
+    from cjm_analytics.identity import full, incremental
 
-    for name in ("_save_state", "_save_state_increment"):
-        original = getattr(identity, name)
+    # wrapped where they are called: stitch (full) and stitch_incremental (incremental)
+    for module, name in ((full, "_save_state"), (incremental, "_save_state_increment")):
+        original = getattr(module, name)
 
         def timed(*args: Any, _original: Any = original) -> None:
             began = time.process_time()
             _original(*args)
             SAVED[0] += time.process_time() - began
 
-        setattr(identity, name, timed)
+        setattr(module, name, timed)
 
 
 def load_lake_view(con: Any, cfg: Any) -> None:

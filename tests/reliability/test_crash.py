@@ -42,7 +42,7 @@ FIRST_NIGHT = [
     kill("ingest: parts of the first file written, manifest not", f"{LAKE}:write_parts", "absent"),
     kill("ingest: second file committed", f"{LAKE}:commit_file", "absent", nth=2),
     kill("build: lake loaded into the new file", "cjm_analytics.ingest:load_lake", "absent"),
-    kill("build: identity state saved", "cjm_analytics.identity:_save_state", "absent"),
+    kill("build: identity state saved", "cjm_analytics.identity.full:_save_state", "absent"),
     kill("stages: journeys built", "cjm_analytics.journeys:build_journey_models", "absent"),
     kill("mining: process tree discovered", "cjm_analytics.mining:discover_tree", "absent"),
     kill("changes: what changed built", "cjm_analytics.changes:build_changes", "absent"),
