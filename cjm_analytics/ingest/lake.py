@@ -4,7 +4,7 @@ Layout (see docs/adr/0006-lake-and-manifest.md):
 
     <lake>/events/source=<name>/event_date=<YYYY-MM-DD>/part-<sha256[:16]>-<i>.parquet
     <lake>/state.duckdb    ingest_files, lake_files, loaded_event_ids, ingest_rejects,
-                           identity_map, identity_customers (identity.py)
+                           identity_map, identity_customers (cjm_analytics/identity)
 
 A file's Parquet parts are written first; then one transaction records the file in the
 manifest, its parts, its event ids and its rejects. A kill before the commit leaves parts
