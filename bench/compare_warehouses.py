@@ -19,7 +19,7 @@ import duckdb
 DEFAULT_SKIP = ("runs", "stage_history", "segment_history", "identity_merges", "build_info")
 #: Columns that name the run or the wall-clock moment a row was written: they differ between
 #: two builds of the same night by design.
-RUN_COLUMNS = ("run_id", "previous_run_id", "loaded_at", "rejected_at", "merged_at")
+RUN_COLUMNS = ("run_id", "previous_run_id", "loaded_at", "rejected_at", "merged_at", "future_after")
 
 
 def _fingerprint_sql(con: duckdb.DuckDBPyConnection, db: str, table: str) -> str:

@@ -270,9 +270,11 @@ def _summary_facts(summary: Any, names: dict[str, str]) -> Facts:
 
 def ingest_step(night: Night) -> Facts:
     """Ingest new source files into the lake (idempotent; a full rebuild starts a new lake)."""
-    from cjm_analytics.ingest import ingest
+    from cjm_analytics.ingest import ingest, lake
 
-    summary = ingest(night.cfg)
+    # a full rebuild checks each known file against the moment it was first ingested
+    first = lake.first_ingested(night.lake_swap[1] / STATE_FILE) if night.lake_swap else None
+    summary = ingest(night.cfg, first_ingested=first)
     return _summary_facts(
         summary,
         {

@@ -66,7 +66,7 @@ TEXT = {
     "ingest_files": (
         "ingest",
         "`cjm_analytics.ingest.load_lake` (copy of the lake manifest)",
-        "Grain: one row per ingested source file. Key: (source, sha256).\nThe manifest: each file's content hash, status (`loaded` or `empty`), and `rows_read = rows_loaded + rows_rejected`; `events_loaded` counts events (a wide call record yields several). A file whose hash is already listed is skipped on the next run.",
+        "Grain: one row per ingested source file. Key: (source, sha256).\nThe manifest: each file's content hash, status (`loaded` or `empty`), and `rows_read = rows_loaded + rows_rejected`; `events_loaded` counts events (a wide call record yields several). A file whose hash is already listed is skipped on the next run. `future_after`: the as-of the file's rows were checked against (later events were rejected as in the future); a full rebuild checks the file against it again (ADR 0101).",
     ),
     "ingest_rejects": (
         "ingest",

@@ -14,6 +14,7 @@ names); a kill after it leaves a finished file that the rerun skips.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -39,6 +40,8 @@ INGEST_FILE_COLUMNS: dict[str, str] = {
     "rows_rejected": "BIGINT",
     "events_loaded": "BIGINT",
     "loaded_at": "TIMESTAMP",
+    # the as-of the file's rows were checked against: later events were "in the future"
+    "future_after": "TIMESTAMP",
 }
 REJECT_COLUMNS: dict[str, str] = {
     "source": "VARCHAR",
@@ -84,7 +87,23 @@ def open_state(cfg: JourneyConfig, read_only: bool = False) -> duckdb.DuckDBPyCo
         for name, columns in _STATE_TABLES.items():
             if name not in existing:
                 con.execute(create_table_sql(name, columns))
+        # lakes from before future_after was recorded (their files read loaded_at instead)
+        con.execute("ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS future_after TIMESTAMP")
     return con
+
+
+def first_ingested(state_file: Path) -> dict[tuple[str, str], datetime]:
+    """(source, sha256) -> the as-of that content's rows were first checked against (naive
+    UTC), from a lake's manifest; empty when there is none. A full rebuild checks "future"
+    events of a file against this moment, as the night that first loaded it did."""
+    if not state_file.is_file():
+        return {}
+    with warehouse.connection(state_file, read_only=True) as con:
+        rows = con.execute(
+            "SELECT source, sha256, min(coalesce(future_after, loaded_at)) FROM ingest_files "
+            "GROUP BY source, sha256"
+        ).fetchall()
+    return {(source, sha): at for source, sha, at in rows}
 
 
 def is_loaded(con: duckdb.DuckDBPyConnection, source: str, sha256: str) -> str | None:

@@ -6,7 +6,7 @@ import glob
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,8 +80,17 @@ class IngestSummary:
         return [f for f in self.files if f.status == "failed"]
 
 
-def ingest(cfg: JourneyConfig, as_of: datetime | None = None) -> IngestSummary:
-    """Load every file not yet in the manifest; events after `as_of` (default now) are rejected."""
+def ingest(
+    cfg: JourneyConfig,
+    as_of: datetime | None = None,
+    first_ingested: Mapping[tuple[str, str], datetime] | None = None,
+) -> IngestSummary:
+    """Load every file not yet in the manifest; events after `as_of` (default now) are rejected.
+
+    `first_ingested` ((source, sha256) -> when that content was first ingested, from the
+    manifest a full rebuild replaces): such a file is checked against that moment, not
+    now, so a rebuild rejects exactly the "future" rows the nights before it rejected
+    and gives the same lake (lake.first_ingested)."""
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
     salt = cfg.pii_salt()
     results: list[FileResult] = []
@@ -89,10 +98,22 @@ def ingest(cfg: JourneyConfig, as_of: datetime | None = None) -> IngestSummary:
     try:
         for name, source in cfg.sources.items():
             for path in find_files(cfg, source):
-                results.append(_ingest_file(con, cfg, name, source, path, as_of, salt))
+                sha = file_sha256(path)
+                file_as_of = _first_ingested(first_ingested, name, sha, as_of)
+                results.append(_ingest_file(con, cfg, name, source, path, file_as_of, salt, sha))
     finally:
         con.close()
     return IngestSummary(results)
+
+
+def _first_ingested(
+    first: Mapping[tuple[str, str], datetime] | None, source: str, sha: str, as_of: datetime
+) -> datetime:
+    """The moment this content was first ingested (aware UTC), if earlier than `as_of`."""
+    if not first:
+        return as_of
+    earlier = first.get((source, sha))
+    return min(as_of, earlier.replace(tzinfo=UTC)) if earlier is not None else as_of
 
 
 def find_files(cfg: JourneyConfig, source: SourceConfig) -> list[Path]:
@@ -124,9 +145,9 @@ def _ingest_file(
     path: Path,
     as_of: datetime,
     salt: str,
+    sha: str,
 ) -> FileResult:
     shown = _display_path(cfg, path)
-    sha = file_sha256(path)
     earlier = lake.is_loaded(con, name, sha)
     if earlier is not None:
         note = None if earlier == shown else f"same content as {earlier}"
@@ -137,7 +158,7 @@ def _ingest_file(
         raw = read_source_file(con, cfg, source, path)
         events = normalize(con, raw, source, ctx)
     except EmptyFileError as exc:
-        return _commit_empty(con, name, shown, sha, str(exc))
+        return _commit_empty(con, name, shown, sha, str(exc), as_of)
     except (IngestError, duckdb.Error) as exc:
         return FileResult(name, shown, "failed", sha, message=str(exc).replace(str(path), shown))
     return _commit(con, cfg, raw, ctx, sha, events)
@@ -237,16 +258,27 @@ def _apply_join(
 
 
 def _commit_empty(
-    con: duckdb.DuckDBPyConnection, name: str, shown: str, sha: str, message: str
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    shown: str,
+    sha: str,
+    message: str,
+    as_of: datetime,
 ) -> FileResult:
-    record = _record(name, shown, sha, "empty", message, 0, 0, 0, 0)
+    record = _record(name, shown, sha, "empty", message, as_of, 0, 0, 0, 0)
     register_file_events(con, pa.table({"event_id": pa.array([], pa.string())}))
     lake.commit_file(con, record, [], _rejects_table([]))
     return FileResult(name, shown, "empty", sha, message=message)
 
 
 def _record(
-    name: str, shown: str, sha: str, status: str, message: str | None, *counts: int
+    name: str,
+    shown: str,
+    sha: str,
+    status: str,
+    message: str | None,
+    as_of: datetime,
+    *counts: int,
 ) -> dict[str, object]:
     read, loaded, rejected, events = counts
     return {
@@ -260,6 +292,7 @@ def _record(
         "rows_rejected": rejected,
         "events_loaded": events,
         "loaded_at": datetime.now(UTC).replace(tzinfo=None),
+        "future_after": as_of.astimezone(UTC).replace(tzinfo=None),
     }
 
 
@@ -289,6 +322,7 @@ def _commit(
         sha,
         "loaded",
         None,
+        ctx.as_of,
         rows_read,
         loaded,
         rows_rejected,

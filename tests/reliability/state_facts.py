@@ -39,6 +39,7 @@ RUN_COLUMNS = frozenset(
         "loaded_at",
         "rejected_at",
         "merged_at",
+        "future_after",
         "started_at",
         "ended_at",
         "report_path",
