@@ -143,13 +143,7 @@ def _published_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def _missing_tables(con: duckdb.DuckDBPyConnection, names: set[str] | frozenset[str]) -> set[str]:
-    present = {
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-    }
-    return set(names) - present
+    return set(names) - set(_tables(con, _home(con)))
 
 
 def attach_previous(con: duckdb.DuckDBPyConnection, previous: Path) -> None:
