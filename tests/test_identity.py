@@ -23,14 +23,16 @@ from cjm_analytics.schema import EVENT_COLUMNS, LAKE_EVENT_COLUMNS, create_table
 NIGHT_1, NIGHT_2, NIGHT_3 = datetime(2024, 5, 1), datetime(2024, 5, 2), datetime(2024, 5, 3)
 
 
-def make_config(root: Path, **identity: Any) -> JourneyConfig:
+def make_config(root: Path, threads: int | None = None, **identity: Any) -> JourneyConfig:
     source = {
         "path": "raw/*.csv", "format": "csv", "channel": "web",
         "columns": {"event_name": "e", "event_at": "t"}, "identifiers": {"cookie": "c"},
     }  # fmt: skip
     return parse_config(
-        {"paths": {"lake": "lake"}, "sources": {"web": source}, "identity": identity}, root
-    )
+        {"paths": {"lake": "lake"}, "sources": {"web": source}, "identity": identity,
+         "warehouse": {"threads": threads}},
+        root,
+    )  # fmt: skip
 
 
 def night(events: list[dict[str, str]]) -> duckdb.DuckDBPyConnection:

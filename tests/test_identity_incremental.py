@@ -14,9 +14,10 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_identity import make_config as identity_config
 
 from cjm_analytics import warehouse
-from cjm_analytics.config import JourneyConfig, parse_config
+from cjm_analytics.config import JourneyConfig
 from cjm_analytics.identity import StitchSummary, stitch, stitch_incremental
 from cjm_analytics.ingest import lake
 from cjm_analytics.ingest.lake import INGEST_FILE_COLUMNS
@@ -30,15 +31,8 @@ Event = dict[str, str]
 
 
 def make_config(root: Path, **identity: Any) -> JourneyConfig:
-    source = {
-        "path": "raw/*.csv", "format": "csv", "channel": "web",
-        "columns": {"event_name": "e", "event_at": "t"}, "identifiers": {"cookie": "c"},
-    }  # fmt: skip
-    return parse_config(
-        {"paths": {"lake": "lake"}, "sources": {"web": source}, "identity": identity,
-         "warehouse": {"threads": 1}},  # tiny data: one thread is quicker
-        root,
-    )  # fmt: skip
+    """test_identity's config, on one thread (tiny data: one thread is quicker)."""
+    return identity_config(root, threads=1, **identity)
 
 
 def warehouse_with(events: list[Event]) -> duckdb.DuckDBPyConnection:
