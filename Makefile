@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= 1m
 # e.g. BENCH_ARGS="--include-100m" or "--repeat 5 --skip funnel"
 BENCH_ARGS ?=
+TEST_WORKERS ?= auto
 
 # Prefect runs without a server (its temporary API) in demo and tests.
 export PREFECT_HOME := $(CURDIR)/.prefect
@@ -39,8 +40,10 @@ chromium:
 	      || echo "warning: could not install chromium; browser tests will be skipped"; \
 	    else echo "warning: chromium not found (apt-get install chromium); browser tests will be skipped"; fi; }
 
+# One worker per core; --dist loadscope keeps a module's tests (and its module-scoped
+# fixtures, such as the crash test's nights) on one worker. TEST_WORKERS=0 runs serially.
 test: $(STAMP) chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 lint: $(STAMP)
 	$(BIN)/ruff check cjm_analytics pipelines tests bench

@@ -7,6 +7,7 @@ cheaper and gives the same text.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, timedelta
 
 import numpy as np
@@ -40,24 +41,38 @@ def timestamp_text(
         (date(1970, 1, 1) + timedelta(days=first + k)).isoformat() + sep
         for k in range(int(day.max()) - first + 1)
     ]
-    minutes = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
-    if millis:
-        seconds = [f"{s:02d}.{ms:03d}" for s in range(60) for ms in range(1000)]
-        second_index = (local % US_PER_MINUTE) // 1000
-    else:
-        seconds = [f"{s:02d}" for s in range(60)]
-        second_index = (local % US_PER_MINUTE) // 1_000_000
+    second_index = (local % US_PER_MINUTE) // (1000 if millis else 1_000_000)
     parts = [
         pl.Series(dates).gather(day - first),
-        pl.Series(minutes).gather((local % US_PER_DAY) // US_PER_MINUTE),
-        pl.Series(seconds).gather(second_index),
+        _minutes().gather((local % US_PER_DAY) // US_PER_MINUTE),
+        _seconds(millis).gather(second_index),
     ]
     if with_offset:
         hours = offset // US_PER_HOUR
-        suffixes = [f"{'+' if h >= 0 else '-'}{abs(h):02d}:00" for h in range(-12, 15)]
-        parts.append(pl.Series(suffixes).gather(hours + 12))
+        parts.append(_offsets().gather(hours + 12))
     return (
         pl.DataFrame(parts, schema=[f"p{i}" for i in range(len(parts))])
         .select(pl.concat_str(pl.all()))
         .to_series()
     )
+
+
+# The lookup tables do not depend on the data: built once per process (the 60,000 texts of
+# the millisecond table cost more than formatting a small file's timestamps).
+
+
+@functools.cache
+def _minutes() -> pl.Series:
+    return pl.Series([f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)])
+
+
+@functools.cache
+def _seconds(millis: bool) -> pl.Series:
+    if millis:
+        return pl.Series([f"{s:02d}.{ms:03d}" for s in range(60) for ms in range(1000)])
+    return pl.Series([f"{s:02d}" for s in range(60)])
+
+
+@functools.cache
+def _offsets() -> pl.Series:
+    return pl.Series([f"{'+' if h >= 0 else '-'}{abs(h):02d}:00" for h in range(-12, 15)])
