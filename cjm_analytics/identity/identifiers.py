@@ -32,6 +32,14 @@ def _kind_tables(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
     con.unregister("listed_input")
 
 
+def identifier_rows(table: str, key: str) -> str:
+    """SQL: one row (key, kind, value) per identifier of `table` (constant names only)."""
+    return " UNION ALL ".join(
+        f"SELECT {key}, '{kind}' AS kind, {column} AS value FROM {table} WHERE {column} IS NOT NULL"
+        for kind, column in IDENTIFIER_COLUMNS.items()
+    )
+
+
 def _identifier_tables(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
     """stitch_event_ids (event_key, node_id, kind, rank), stitch_nodes, stitch_pairs."""
     _kind_tables(con, cfg)
@@ -42,12 +50,10 @@ def _identifier_tables(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> No
         "CREATE OR REPLACE TEMP TABLE stitch_source AS SELECT row_number() OVER () AS event_key, "
         f"source, event_id, {identifiers} FROM stg_events"
     )
-    unions = " UNION ALL ".join(
-        f"SELECT event_key, '{kind}' AS kind, {column} AS value FROM stitch_source "
-        f"WHERE {column} IS NOT NULL"
-        for kind, column in IDENTIFIER_COLUMNS.items()
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stitch_raw AS "
+        + identifier_rows("stitch_source", "event_key")
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE stitch_raw AS {unions}")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stitch_nodes AS "
         "SELECT row_number() OVER (ORDER BY kind, value) AS node_id, kind, value, rank "
@@ -94,22 +100,31 @@ def shared_values(cfg: JourneyConfig) -> list[tuple[str, str]]:
     return found
 
 
+def partners_ctes(nodes: str, pairs: str, me_filter: str = "") -> str:
+    """The `both_ways` and `partners` CTEs: per node of `nodes` (node_id, rank), how many
+    distinct nodes it is paired with in `pairs` (a, b) that are of its own kind rank or a
+    more identifying one. `me_filter` restricts the counted nodes (e.g. " AND me.in_scope").
+    Shared by the full stitch and the incremental one, so both count alike. The names are
+    this package's own temp tables, never config values."""
+    return f"""both_ways AS (
+    SELECT a AS node_id, b AS partner FROM {pairs} UNION ALL SELECT b, a FROM {pairs}
+),
+partners AS (
+    SELECT w.node_id, count(DISTINCT w.partner) AS partner_count
+    FROM both_ways w JOIN {nodes} me ON me.node_id = w.node_id{me_filter}
+    JOIN {nodes} other ON other.node_id = w.partner
+    WHERE other.rank <= me.rank
+    GROUP BY w.node_id
+)"""
+
+
 def _mark_shared(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
     """Add partner_count and is_shared to stitch_nodes; stitch_edges = pairs of unshared nodes;
     stitch_shared (kind, value, partner_count) for the merge log."""
     con.execute(
-        """
+        f"""
 CREATE OR REPLACE TEMP TABLE stitch_nodes AS
-WITH both_ways AS (
-    SELECT a AS node_id, b AS partner FROM stitch_pairs UNION ALL SELECT b, a FROM stitch_pairs
-),
-partners AS (
-    SELECT w.node_id, count(DISTINCT w.partner) AS partner_count
-    FROM both_ways w JOIN stitch_nodes me ON me.node_id = w.node_id
-    JOIN stitch_nodes other ON other.node_id = w.partner
-    WHERE other.rank <= me.rank
-    GROUP BY w.node_id
-),
+WITH {partners_ctes("stitch_nodes", "stitch_pairs")},
 final AS (
     SELECT n.*, coalesce(p.partner_count, 0) AS partner_count,
         coalesce(p.partner_count, 0) > ? OR l.value IS NOT NULL AS is_shared

@@ -9,15 +9,8 @@ import duckdb
 from cjm_analytics.config import JourneyConfig
 from cjm_analytics.identity.customers import LIMIT_REASON
 from cjm_analytics.identity.graph import _node_rounds, components
+from cjm_analytics.identity.identifiers import identifier_rows, partners_ctes
 from cjm_analytics.schema import IDENTIFIER_COLUMNS
-
-
-def _identifier_rows(table: str, key: str) -> str:
-    """SQL: one row (key, kind, value) per identifier of `table` (constant names only)."""
-    return " UNION ALL ".join(
-        f"SELECT {key}, '{kind}' AS kind, {column} AS value FROM {table} WHERE {column} IS NOT NULL"
-        for kind, column in IDENTIFIER_COLUMNS.items()
-    )
 
 
 def _touched_graph(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> str | None:
@@ -57,7 +50,7 @@ def _touched_identifiers(con: duckdb.DuckDBPyConnection) -> None:
     inc_scope (kind, value): those identifiers plus every identifier of those customers."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE inc_new_ids AS SELECT DISTINCT kind, value FROM ("
-        + _identifier_rows("inc_new_events", "new_key")
+        + identifier_rows("inc_new_events", "new_key")
         + ")"
     )
     con.execute(
@@ -108,7 +101,7 @@ def _touched_nodes(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
     others, which no new event carries); inc_event_ids, inc_pairs (a, b, is_previous)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE inc_raw AS "
-        + _identifier_rows("inc_source", "event_key, new_key IS NULL AS is_previous")
+        + identifier_rows("inc_source", "event_key, new_key IS NULL AS is_previous")
     )
     con.execute(
         """
@@ -133,18 +126,9 @@ LEFT JOIN identity_map m ON m.identifier_kind = d.kind AND m.identifier_value = 
         "JOIN stitch_links l ON l.kind_a = a.kind AND l.kind_b = b.kind GROUP BY ALL"
     )
     con.execute(
-        """
+        f"""
 CREATE OR REPLACE TEMP TABLE inc_nodes AS
-WITH both_ways AS (
-    SELECT a AS node_id, b AS partner FROM inc_pairs UNION ALL SELECT b, a FROM inc_pairs
-),
-partners AS (
-    SELECT w.node_id, count(DISTINCT w.partner) AS partner_count
-    FROM both_ways w JOIN inc_nodes me ON me.node_id = w.node_id AND me.in_scope
-    JOIN inc_nodes other ON other.node_id = w.partner
-    WHERE other.rank <= me.rank
-    GROUP BY w.node_id
-),
+WITH {partners_ctes("inc_nodes", "inc_pairs", " AND me.in_scope")},
 final AS (
     SELECT n.node_id, n.kind, n.value, n.rank, n.in_scope, n.old_customer_id, n.old_is_shared,
         CASE WHEN n.in_scope THEN coalesce(p.partner_count, 0) ELSE n.old_partner_count END
