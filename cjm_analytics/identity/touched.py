@@ -33,9 +33,7 @@ def _touched_graph(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> str | 
     )
     components(con, "stitch_nodes", "stitch_edges", "stitch_labels", "stitch_rounds")
     _node_rounds(con)
-    largest = con.execute(
-        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM stitch_labels GROUP BY label)"
-    ).fetchall()[0][0]  # type: ignore[index]
+    largest = _largest_component(con, "stitch_labels")
     if largest > cfg.identity.max_cluster_identifiers:
         return (
             f"a touched component has {largest} identifiers, over "
@@ -186,14 +184,20 @@ def _resplit_blocker(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> str 
         "WHERE p.is_previous"
     )
     components(con, "inc_previous_nodes", "inc_previous_edges", "inc_previous_labels")
-    largest = con.execute(
-        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM inc_previous_labels GROUP BY label)"
-    ).fetchall()[0][0]  # type: ignore[index]
+    largest = _largest_component(con, "inc_previous_labels")
     if largest > cfg.identity.max_cluster_identifiers:
         return (
             f"a touched customer is part of a cluster of {largest} identifiers re-split last night"
         )
     return None
+
+
+def _largest_component(con: duckdb.DuckDBPyConnection, labels: str) -> int:
+    """Identifiers in the largest component of `labels` (node_id, label); 0 when empty."""
+    found = con.execute(
+        f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM {labels} GROUP BY label)"
+    ).fetchall()
+    return int(found[0][0])
 
 
 def _carried_guard_tables(con: duckdb.DuckDBPyConnection) -> None:
