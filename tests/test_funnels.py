@@ -455,3 +455,48 @@ def test_an_infinite_window_means_no_window():
     events = log("u1: a@0 b@31536000")
     assert counts(events, ["a", "b"], window_seconds=float("inf")) == [1, 1]
     assert counts(events, ["a", "b"]) == [1, 0]
+
+
+def test_the_sort_free_path_is_taken_only_where_the_window_cannot_bind():
+    from cjm_analytics.funnels import sortfree
+    from cjm_analytics.funnels.spec import build_spec
+
+    con = warehouse.connect()
+    con.register("ev", log("u1: a@0 b@50 c@100; u2: a@10 x@120").to_arrow())
+
+    def takes(steps: list[Any], **kw: Any) -> bool:
+        options = {"mode": "ordered", "window_seconds": 100, "exclusions": (),
+                   "breakdown": None, "breakdown_attribution": "first_touch",
+                   "breakdown_step": None, "unit": "customer_id", "date_from": None,
+                   "date_to": None} | kw  # fmt: skip
+        spec = build_spec(steps, columns=["customer_id", "event_at", "event_name"], **options)
+        return sortfree.applies(con, "ev", spec)
+
+    # the events span 120 s: a 120 s window cannot bind, a 119 s one could
+    assert takes(["a", "b", "c"], window_seconds=120)
+    assert not takes(["a", "b", "c"], window_seconds=119)
+    # a date range shorter than the window, or clipping the events to a shorter span
+    assert takes(["a", "b"], window_seconds=99, date_from=T0, date_to=T0 + timedelta(seconds=99))
+    assert takes(["a", "b"], window_seconds=100, date_to=T0 + timedelta(seconds=100))
+    assert not takes(["a", "b"], window_seconds=100, date_from=T0 + timedelta(seconds=10))
+    assert takes(["a", "b"], window_seconds=float("inf"))
+    # repeated names, exclusions, strict and unordered keep the general engine
+    forever = {"window_seconds": float("inf")}
+    assert not takes(["a", "a"], **forever)
+    assert not takes(
+        ["a", "c"], exclusions=[{"event": "b", "from_step": 0, "to_step": 1}], **forever
+    )
+    assert not takes(["a", "b"], mode="strict", **forever)
+    assert not takes(["a", "b"], mode="unordered", **forever)
+
+
+def test_sort_free_funnel_keeps_every_rule_on_a_hand_built_log():
+    # u1: two starts; the furthest attempt completes at c@9, and the latest start that
+    # still completes there is a@4 (b@5, c@9): times from previous 1 s and 4 s
+    # u2: b and c at the same instant as a (the walk order lets them follow);
+    # u3: never starts; u4: stops after b
+    events = log("u1: a@0 a@4 b@5 b@6 c@9; u2: a@20 b@20 c@20; u3: b@1 c@2; u4: a@0 b@3")
+    frame = event_funnel(events, ["a", "b", "c"], window_seconds=float("inf"))
+    assert frame["unit_count"].to_list() == [3, 3, 2]
+    # step 2: u1 1 s, u2 0 s, u4 3 s -> avg 4/3; step 3: u1 4 s, u2 0 s -> 2
+    assert frame["avg_time_from_previous_seconds"].to_list()[1:] == [pytest.approx(4 / 3), 2.0]

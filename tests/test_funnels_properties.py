@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ from funnel_reference import reference_funnel, reference_units
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cjm_analytics.funnels import event_funnel, funnel_units
+from cjm_analytics.funnels import event_funnel, funnel_units, sortfree
 
 T0 = datetime(2024, 3, 1)
 NAMES = ["a", "b", "c", "z"]
@@ -207,3 +209,37 @@ def test_walked_chains_equal_reference(rows: list[dict[str, Any]], funnel: dict[
     steps = funnel.pop("steps")
     expected = reference_funnel(rows, steps, **funnel)
     _assert_same(event_funnel(_frame(rows), steps, **funnel), expected)
+
+
+@st.composite
+def sortfree_funnels(draw: Any) -> dict[str, Any]:
+    """Ordered funnels the sort-free path takes (ADR 0103): distinct step names, no
+    exclusion, a window no shorter than the log (8 s here), any breakdown or date range."""
+    funnel = draw(walkable_funnels())
+    funnel.pop("exclusions", None)
+    funnel.update(mode="ordered", window_seconds=draw(st.sampled_from([8, 100, math.inf])))
+    return funnel
+
+
+@PROFILE
+@given(rows=logs(max_units=4), funnel=sortfree_funnels())
+def test_sort_free_path_equals_reference_and_the_walk(
+    rows: list[dict[str, Any]], funnel: dict[str, Any]
+) -> None:
+    steps = funnel.pop("steps")
+    sort_free = event_funnel(_frame(rows), steps, **funnel)
+    _assert_same(sort_free, reference_funnel(rows, steps, **funnel))
+    with _sort_free_off():
+        walked = event_funnel(_frame(rows), steps, **funnel)
+    assert sort_free.equals(walked), (sort_free, walked)
+
+
+@contextmanager
+def _sort_free_off() -> Iterator[None]:
+    """Make the engine take the numpy walk for funnels the sort-free path would take."""
+    original = sortfree.applies
+    sortfree.applies = lambda con, source, spec: False  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sortfree.applies = original

@@ -36,7 +36,14 @@ import pyarrow as pa
 
 from cjm_analytics import warehouse
 from cjm_analytics.errors import FunnelError
-from cjm_analytics.funnels.engine import ordered_best, prepare_events, temp_names, unordered_best
+from cjm_analytics.funnels import sortfree
+from cjm_analytics.funnels.engine import (
+    ordered_best,
+    prepare_events,
+    temp_names,
+    touch_source,
+    unordered_best,
+)
 from cjm_analytics.funnels.macros import install_sql_macros
 from cjm_analytics.funnels.spec import FunnelSpec, build_spec, quote
 
@@ -113,19 +120,19 @@ def _run(
     con: duckdb.DuckDBPyConnection | None,
     steps: Sequence[Any],
     options: dict[str, Any],
-    finish: Callable[[duckdb.DuckDBPyConnection, FunnelSpec, dict[str, str]], pl.DataFrame],
+    finish: Callable[[duckdb.DuckDBPyConnection, FunnelSpec, dict[str, str], str], pl.DataFrame],
 ) -> tuple[FunnelSpec, pl.DataFrame]:
     """Validate against the input's columns, compute every unit's best attempt, then `finish`."""
     with _Source(events, con) as src:
         spec = build_spec(steps, columns=src.columns, **options)
         db, source = src.open(spec)
         with temp_names(db) as names:
-            _best(db, source, spec, names)
-            return spec, finish(db, spec, names)
+            touch = _best(db, source, spec, names)
+            return spec, finish(db, spec, names, touch)
 
 
 def _unit_rows(
-    db: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]
+    db: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str], touch: str
 ) -> pl.DataFrame:
     rel = db.sql(
         f"SELECT unit_id AS unit, reached AS furthest_step FROM {names['best']} "
@@ -195,13 +202,18 @@ def _needed(spec: FunnelSpec) -> set[str]:
 
 def _best(
     db: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, names: dict[str, str]
-) -> None:
+) -> str:
+    """Build `best`; return the relation (unit_id, touch) a first/last-touch breakdown reads."""
     try:
+        if spec.mode == "ordered" and sortfree.applies(db, source, spec):
+            sortfree.best(db, source, spec, names["best"])
+            return f"(SELECT unit_id, touch FROM {names['best']})"
         prepare_events(db, source, spec, names["ev"])
         if spec.mode == "unordered":
             unordered_best(db, spec, names)
         else:
             ordered_best(db, spec, names)
+        return touch_source(spec, names["ev"])
     except duckdb.Error as exc:
         raise FunnelError(
             f"events: the funnel query failed on {source}: {exc}. Accepted: event_at a "
@@ -210,17 +222,13 @@ def _best(
 
 
 def _step_counts(
-    db: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str]
+    db: duckdb.DuckDBPyConnection, spec: FunnelSpec, names: dict[str, str], touch_from: str
 ) -> pl.DataFrame:
     """Long frame: bucket, step, unit_count, avg and median seconds from the previous step."""
     bucket = "b.bucket"
     touch = ""
     if spec.breakdown is not None and spec.attribution in ("first_touch", "last_touch"):
-        order = "t, bv" if spec.attribution == "first_touch" else "t DESC, bv DESC"
-        touch = (
-            f"LEFT JOIN (SELECT unit_id, first(bv ORDER BY {order}) FILTER (WHERE bv IS NOT NULL) "
-            f"AS touch FROM {names['ev']} GROUP BY unit_id) AS tt USING (unit_id)"
-        )
+        touch = f"LEFT JOIN {touch_from} AS tt USING (unit_id)"
         bucket = "coalesce(tt.touch, '')"
     parts = []
     for k in range(1, spec.n + 1):

@@ -101,10 +101,10 @@ def _timed(spec: FunnelSpec, source: str) -> str:
     )"""
 
 
-def prepare_events(
-    con: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, name: str
-) -> None:
-    """Materialize `ev`: one row per step event of a (unit, bucket) in the date range."""
+def step_event_ctes(source: str, spec: FunnelSpec, *, every_event: bool) -> Sql:
+    """CTEs `hist` .. `kept`: the unit's events in the date range, flagged `m{j}`/`x{i}`,
+    with their breakdown bucket; `kept` holds the step and excluded events, or with
+    `every_event` all of them (strict mode needs every event for adjacency)."""
     unit = quote(spec.unit)
     props = "".join(f", {quote(c)}" for c in spec.property_columns)
     bv = f"CAST({quote(spec.breakdown)} AS VARCHAR)" if spec.breakdown else "CAST(NULL AS VARCHAR)"
@@ -114,23 +114,15 @@ def prepare_events(
         else "false"
     )
     flags, params = _flags(spec)
-    any_step = " OR ".join(f"m{j}" for j in range(spec.n))
     any_event = " OR ".join(
         [f"m{j}" for j in range(spec.n)] + [f"x{i}" for i in range(len(spec.exclusions))]
     )
-    keep = "true" if spec.mode == "strict" else any_event
-    # ordered/unordered read only events named by a step or an exclusion (a scan filter
-    # DuckDB pushes down); strict needs every event for adjacency
+    # otherwise read only events named by a step or an exclusion (a scan filter DuckDB
+    # pushes down)
     names = sorted({s.event for s in spec.steps} | {x.matcher.event for x in spec.exclusions})
-    only_named = (
-        "" if spec.mode == "strict" else f" AND event_name IN ({', '.join('?' * len(names))})"
-    )
-    named = [] if spec.mode == "strict" else names
-    xcols = [f"x{i}" for i in range(len(spec.exclusions))]
-    exclude = f"EXCLUDE ({', '.join(xcols)})" if xcols else ""
+    only_named = "" if every_event else f" AND event_name IN ({', '.join('?' * len(names))})"
     sql = f"""
-    CREATE TEMP TABLE {name} AS
-    WITH hist AS (
+    hist AS (
         SELECT {unit} AS unit_id, event_name, epoch_us(event_at) AS t, {bv} AS bv{props},
             {first} AS is_first_of_name
         FROM {source}
@@ -142,11 +134,37 @@ def prepare_events(
     ),
     flagged AS (SELECT unit_id, t, bv, {flags} FROM ranged),
     {_bucketed(spec)},
-    kept AS (SELECT * FROM bucketed WHERE {keep}),
+    kept AS (SELECT * FROM bucketed WHERE {"true" if every_event else any_event})"""
+    bounds = [spec.from_us, spec.from_us, spec.to_us, spec.to_us]
+    return sql, [*([] if every_event else names), *bounds, *params]
+
+
+def prepare_events(
+    con: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, name: str
+) -> None:
+    """Materialize `ev`: one row per step event of a (unit, bucket) in the date range."""
+    ctes, params = step_event_ctes(source, spec, every_event=spec.mode == "strict")
+    any_step = " OR ".join(f"m{j}" for j in range(spec.n))
+    xcols = [f"x{i}" for i in range(len(spec.exclusions))]
+    exclude = f"EXCLUDE ({', '.join(xcols)})" if xcols else ""
+    sql = f"""
+    CREATE TEMP TABLE {name} AS
+    WITH {ctes},
     {_timed(spec, "kept")}
     SELECT * {exclude} FROM timed WHERE {any_step}
     """
-    con.execute(sql, [*named, spec.from_us, spec.from_us, spec.to_us, spec.to_us, *params])
+    con.execute(sql, params)
+
+
+def touch_source(spec: FunnelSpec, ev: str) -> str:
+    """A relation (unit_id, touch): the first- or last-touch breakdown value of each unit,
+    over its step events in `ev` (nulls skipped; ties broken by the value)."""
+    return f"(SELECT unit_id, {touch_aggregate(spec)} AS touch FROM {ev} GROUP BY unit_id)"
+
+
+def touch_aggregate(spec: FunnelSpec) -> str:
+    order = "t, bv" if spec.attribution == "first_touch" else "t DESC, bv DESC"
+    return f"first(bv ORDER BY {order}) FILTER (WHERE bv IS NOT NULL)"
 
 
 def _carried(spec: FunnelSpec) -> list[str]:

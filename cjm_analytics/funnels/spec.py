@@ -20,6 +20,7 @@ _EXCLUSION_KEYS = {"event", "where", "from_step", "to_step"}
 _EPOCH = datetime(1970, 1, 1)
 #: A window this long (about 3,000 years) is "no window"; `float("inf")` means it too.
 _NO_WINDOW_SECONDS = 1e11
+NO_WINDOW_US = round(_NO_WINDOW_SECONDS * 1_000_000)
 
 
 @dataclass(frozen=True)
