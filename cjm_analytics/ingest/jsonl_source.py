@@ -9,7 +9,9 @@ goes to `read_rejects` with its reason.
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from pathlib import Path
 
 import duckdb
@@ -27,11 +29,20 @@ def split_lines(path: Path) -> tuple[pa.Table, pa.Table]:
     A file that is valid UTF-8 as a whole (the usual case) is split by Arrow in C++; only a
     file with an undecodable byte goes line by line through Python, to name the bad lines
     and their byte offsets (ADR 0074). Both give the same lines: `\n` ends a line, a `\r`
-    before it is dropped, a leading BOM is dropped."""
+    before it is dropped, a leading BOM is dropped. A gzip-compressed file (`.jsonl.gz`,
+    recognized by its magic bytes as CSV is) is decompressed first."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise IngestError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if data.startswith(b"\x1f\x8b"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise IngestError(
+                f"{path}: starts like a gzip file but cannot be decompressed ({exc}); "
+                "accepted: JSON lines as UTF-8 text, or gzip-compressed JSON lines"
+            ) from None
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:

@@ -31,6 +31,26 @@ def test_gzip_csv_is_read_like_plain_csv(lake):
     ]
 
 
+def test_gzip_jsonl_is_read_like_plain_jsonl_and_a_broken_one_is_named(lake):
+    web = {"path": "raw/*.jsonl*", "format": "jsonl", "channel": "web",
+           "columns": {"event_name": "e", "event_at": "at"}, "identifiers": {"cookie": "c"}}  # fmt: skip
+    body = b'{"e": "open", "at": "2024-01-01T10:00:00Z", "c": "k1"}\n{"e": "close"\n'
+    lake.write("raw/a.jsonl.gz", gzip.compress(body))
+    cfg = lake.config({"web": web})
+    (result,) = lake.ingest(cfg).files
+    # the same rows as the plain file: one loaded, the truncated line rejected with its reason
+    assert (result.status, result.rows_read, result.rows_loaded, result.rows_rejected) == (
+        "loaded", 2, 1, 1,
+    )  # fmt: skip
+    assert rows(lake.warehouse(cfg), "SELECT cookie_id, event_name FROM stg_events") == [
+        ("k1", "open")
+    ]
+    lake.write("raw/b.jsonl.gz", gzip.compress(body)[:-9])  # cut off: no gzip trailer
+    failed = [f for f in lake.ingest(lake.config({"web": web})).files if f.status == "failed"]
+    assert [f.source_file.rsplit("/", 1)[-1] for f in failed] == ["b.jsonl.gz"]
+    assert "starts like a gzip file but cannot be decompressed" in (failed[0].message or "")
+
+
 def test_identical_records_without_an_id_column_are_separate_events(lake):
     # rows 2 and 3 are the same record: an event log repeating an activity in one second
     # (helpdesk: 127 such pairs). Both are events; the second gets the id suffix ".2".
