@@ -94,6 +94,10 @@ def generate_increment(out: str, base_events: int, seed: int, start: str) -> dic
 
 def ensure_data(size: str, seed: int = SEED) -> dict[str, Any]:
     """The cached data of a size (generated now when missing); its meta.json."""
+    if size == "100m":  # ten disjoint copies of the 10m company (replicate.py says why)
+        from replicate import ensure_100m
+
+        return ensure_100m()
     folder = data_dir(size, seed)
     meta_path = folder / "meta.json"
     if meta_path.is_file():
@@ -123,11 +127,11 @@ def _read_sql(raw: Path) -> dict[str, str]:
     """One CREATE TABLE per source: every column as text, dialects as journey.yaml's."""
     web_columns = ", ".join(f"'{c}': 'VARCHAR'" for c in WEB_COLUMNS)
     return {
-        "web": f"CREATE TABLE web AS SELECT * FROM read_json('{raw}/web/*.jsonl', "
+        "web": f"CREATE TABLE web AS SELECT * FROM read_json('{raw}/web/*.jsonl*', "
         f"format='newline_delimited', columns={{{web_columns}}}, ignore_errors=true)",
-        "crm": f"CREATE TABLE crm AS SELECT * FROM read_csv('{raw}/crm/*.csv', delim=',', "
+        "crm": f"CREATE TABLE crm AS SELECT * FROM read_csv('{raw}/crm/*.csv*', delim=',', "
         "quote='\"', header=true, all_varchar=true, strict_mode=false, null_padding=true)",
-        "calls": f"CREATE TABLE calls AS SELECT * FROM read_csv('{raw}/calls/*.csv', delim=';', "
+        "calls": f"CREATE TABLE calls AS SELECT * FROM read_csv('{raw}/calls/*.csv*', delim=';', "
         "quote='\"', header=true, all_varchar=true, strict_mode=false, null_padding=true)",
     }
 

@@ -44,6 +44,8 @@ def write_config(work: Path, raw_dirs: list[Path], warehouse: dict[str, Any] | N
     }
     if warehouse:
         data["warehouse"] = {**data.get("warehouse", {}), **warehouse}
+    for source in data["sources"].values():  # the 100M data is gzip: *.jsonl.gz, *.csv.gz
+        source["path"] += "" if source["path"].endswith("*") else "*"
     path = work / "journey.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

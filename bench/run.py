@@ -156,14 +156,17 @@ class Bench:
         self.raw["nightly"] = _repeated(runs)
         assert self.floor_seconds is not None
         ratio = runs.wall_seconds / self.floor_seconds
-        ok = ratio <= 5 and runs.peak_rss_mb < 4 * GB
+        # 100M: the target is completing inside the machine's 24 GB (DuckDB spills)
+        target = "completes, RSS < 24 GB" if self.size == "100m" else "<= 5x, RSS < 4 GB"
+        limit = 24 if self.size == "100m" else 4
+        ok = runs.peak_rss_mb < limit * GB and (self.size == "100m" or ratio <= 5)
         facts = runs.runs[0].result
         note = (f"{len(runs.runs)} run(s): {runs.all_seconds}; {facts['customer_count']:,} customers, "
                 f"{facts['journey_count']:,} journeys, constraint {facts['constraint_transition']}")  # fmt: skip
         cpu_ratio = runs.cpu_seconds / (self.floor_cpu or 1)
         self.rows.append(Row(f"nightly run, full (median of {len(runs.runs)})", runs.wall_seconds,
                              runs.peak_rss_mb, f"{ratio:.1f}x floor (CPU {cpu_ratio:.1f}x)",
-                             "<= 5x, RSS < 4 GB", verdict(ok, self.at_target_size), note,
+                             target, verdict(ok, self.at_target_size), note,
                              runs.cpu_seconds))  # fmt: skip
         self.rows += _step_rows(runs)
         self.ingest_rows(meta, runs)
@@ -349,7 +352,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             "the nightly rows are ratios to the floor: skip nightly too, or keep the floor"
         )
     if args.size == "100m" and not args.include_100m:
-        parser.error("--size 100m needs --include-100m (about 25 GB of raw files and hours)")
+        parser.error(
+            "--size 100m needs --include-100m (about 3 GB of gzip raw files, "
+            "40 GB of work space and hours)"
+        )
     return args
 
 

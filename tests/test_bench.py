@@ -7,6 +7,7 @@ about the right thing: a child's peak RSS is its own, a failing child stops the 
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import sys
@@ -56,7 +57,9 @@ def _identifiers(raw: Path) -> set[str]:
                        r"[\w.]+@[\w.]+|\+49 \d+ \d+")  # fmt: skip
     found: set[str] = set()
     for path in raw.rglob("*.*"):
-        found |= set(token.findall(path.read_text(encoding="utf-8")))
+        data = path.read_bytes()
+        data = gzip.decompress(data) if path.suffix == ".gz" else data
+        found |= set(token.findall(data.decode("utf-8")))
     return found
 
 
@@ -87,6 +90,34 @@ def test_the_floor_reads_exactly_the_rows_ingest_reads(tmp_path: Path) -> None:
     assert sum(read["rows"].values()) == ingested["rows_read"]
     assert read["sorted_rows"] == ingested["rows_read"]
     assert json.dumps(read)  # JSON-able for the results file
+
+
+def test_the_100m_copies_share_no_identifier_and_are_read_whole(tmp_path: Path) -> None:
+    from bench_ingest import floor, generate_base, ingest_once
+    from bench_nightly import write_config
+    from replicate import replicate
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    generate_base(str(src / "base"), customers=40, seed=5, days=7)
+    (src / "increment" / "raw").mkdir(parents=True)
+    replicate(src, dst, copies=3, workers=1)
+    copies = [tmp_path / f"copy{k}" for k in range(3)]
+    for k, folder in enumerate(copies):
+        for path in (dst / "base" / "raw").rglob(f"*-r{k}.*.gz"):
+            target = folder / path.relative_to(dst / "base" / "raw")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    ids = [_identifiers(folder) for folder in copies]
+    assert ids[0] == _identifiers(src / "base" / "raw")  # copy 0 keeps the original ids
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert ids[a] & ids[b] <= {"+49 30 1234"}, (a, b)
+    # the gzip copies are read whole by the floor and by the night's ingest
+    one = floor(str(src / "base" / "raw"), str(tmp_path / "floor1"))
+    three = floor(str(dst / "base" / "raw"), str(tmp_path / "floor3"))
+    assert {k: 3 * v for k, v in one["rows"].items()} == three["rows"]
+    ingested = ingest_once(str(write_config(tmp_path / "work", [dst / "base" / "raw"])))
+    assert ingested["rows_read"] == sum(three["rows"].values())
 
 
 def test_a_large_parent_does_not_inflate_the_childs_peak(child_script: Path) -> None:
