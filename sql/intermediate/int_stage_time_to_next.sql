@@ -13,9 +13,9 @@
 --   median = smallest t with S(t) <= 0.5; p90 = smallest t with S(t) <= 0.1; NULL when S
 --   never falls that low (fewer than half / 90% observed to move on: the stage takes
 --   longer than the data can tell yet; never replaced by the movers' plain median).
--- Cost (ADR 0076): each (dimension, segment_value) is numbered, so the windows partition
---   and sort by integers, and the number at risk comes from the same ascending order as the
---   survival product (journeys in the group minus those that left before t), one sort.
+-- Cost (ADR 0076, 0105): each (dimension, segment_value) is numbered, so the windows
+--   partition and sort by integers; the number at risk is a rank (no running sum), and the
+--   survival product runs over the durations with events only: two sorts, one running sum.
 with
 
 facts as (
@@ -45,68 +45,75 @@ grouped as (
         and segment_groups.segment_value = segments.segment_value
 ),
 
+ranked as (
+    -- at risk at t: the group's journeys minus those that left before t, i.e. minus
+    -- (rank - 1) in ascending duration (rank is one sort with no running sum)
+    select
+        *,
+        count(*) over (partition by group_id, stage_order)
+            - rank() over (partition by group_id, stage_order order by duration_seconds)
+            + 1 as at_risk_count
+    from grouped
+),
+
 per_duration as (
     select
         group_id,
         stage_order,
         duration_seconds,
         count(*) filter (where is_km_event) as event_count,
-        count(*) as leaving_count
-    from grouped
+        count(*) as leaving_count,
+        min(at_risk_count) as at_risk_count
+    from ranked
     group by group_id, stage_order, duration_seconds
 ),
 
-at_risk as (
-    -- at risk at t: the group's journeys minus those that left before t (durations < t)
+survival as (
+    -- S(t) changes only at durations with events, so only those rows are multiplied; when
+    -- every journey at risk moves on at t (d = n), no journey is left after t: t is the
+    -- group's last duration and S(t) = 0
     select
-        *,
-        sum(leaving_count) over (partition by group_id, stage_order)
-            - coalesce(sum(leaving_count) over (
+        group_id,
+        stage_order,
+        duration_seconds,
+        case
+            when event_count = at_risk_count then 0.0
+            else exp(sum(ln(1 - event_count / at_risk_count)) over (
                 partition by group_id, stage_order
                 order by duration_seconds
-                rows between unbounded preceding and 1 preceding
-            ), 0) as at_risk_count
+                rows between unbounded preceding and current row
+            ))
+        end as survival_rate
     from per_duration
+    where event_count > 0
 ),
 
-survival as (
+quantiles as (
     select
-        *,
-        sum(
-            case
-                when event_count < at_risk_count then ln(1 - event_count / at_risk_count)
-                else 0
-            end
-        ) over cumulative as log_survival,
-        max(case when event_count = at_risk_count then 1 else 0 end) over cumulative
-            as has_reached_zero
-    from at_risk
-    window cumulative as (
-        partition by group_id, stage_order
-        order by duration_seconds
-        rows between unbounded preceding and current row
-    )
-),
-
-survival_probability as (
-    select
-        *,
-        case when has_reached_zero = 1 then 0.0 else exp(log_survival) end as survival_rate
+        group_id,
+        stage_order,
+        min(duration_seconds) filter (where survival_rate <= 0.5 + 1e-12)
+            as time_to_next_median_seconds,
+        min(duration_seconds) filter (where survival_rate <= 0.1 + 1e-12)
+            as time_to_next_p90_seconds
     from survival
+    group by group_id, stage_order
 ),
 
 group_quantiles as (
     select
-        group_id,
-        stage_order,
-        min(duration_seconds) filter (where event_count > 0 and survival_rate <= 0.5 + 1e-12)
-            as time_to_next_median_seconds,
-        min(duration_seconds) filter (where event_count > 0 and survival_rate <= 0.1 + 1e-12)
-            as time_to_next_p90_seconds,
-        cast(sum(event_count) as bigint) as time_to_next_observed_count,
-        cast(sum(leaving_count) - sum(event_count) as bigint) as time_to_next_censored_count
-    from survival_probability
-    group by group_id, stage_order
+        per_duration.group_id,
+        per_duration.stage_order,
+        any_value(quantiles.time_to_next_median_seconds) as time_to_next_median_seconds,
+        any_value(quantiles.time_to_next_p90_seconds) as time_to_next_p90_seconds,
+        cast(sum(per_duration.event_count) as bigint) as time_to_next_observed_count,
+        cast(sum(per_duration.leaving_count) - sum(per_duration.event_count) as bigint)
+            as time_to_next_censored_count
+    from per_duration
+    left join quantiles
+        on quantiles.group_id = per_duration.group_id
+        and quantiles.stage_order = per_duration.stage_order
+    group by per_duration.group_id, per_duration.stage_order
 ),
 
 final as (
