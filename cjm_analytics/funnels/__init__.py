@@ -205,7 +205,7 @@ def _best(
 ) -> str:
     """Build `best`; return the relation (unit_id, touch) a first/last-touch breakdown reads."""
     try:
-        if spec.mode == "ordered" and sortfree.applies(db, source, spec):
+        if sortfree.applies(db, source, spec):
             sortfree.best(db, source, spec, names["best"])
             return f"(SELECT unit_id, touch FROM {names['best']})"
         prepare_events(db, source, spec, names["ev"])
