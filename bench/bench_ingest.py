@@ -28,19 +28,31 @@ INCREMENT_SHARE = 0.01
 INCREMENT_DAYS = 7
 #: valid events per customer the generator writes over a 7-day period (measured: 2.48).
 EVENTS_PER_CUSTOMER_IN_A_WEEK = 2.48
-#: rewrite of the increment's identifiers: the generator numbers ids from 1 for any seed,
-#: so without this the increment would repeat event ids (deduplicated: nothing new) and
-#: merge strangers into existing customers.
-ID_REWRITES: tuple[tuple[str, str], ...] = (
-    (r"evt_", "evt_i"),
-    (r"anon-", "anon-i"),
-    (r"\bu(\d{8})\b", r"ui\1"),
-    (r"\bR(\d{9})\b", r"Ri\1"),
-    (r"CRM-", "CRM-i"),
-    (r"CALL-", "CALL-i"),
-    (r"@", "@i."),
-    (r"\+49 1", "+49 8"),  # mobiles only; the shared switchboard (+49 30 ...) stays shared
-)
+
+
+def id_rewrites(tag: str, mobile_prefix: str) -> list[tuple[re.Pattern[str], str]]:
+    """Rules that give a batch of generated files identifiers of their own: event, record
+    and call ids, cookies, user and contact ids and emails get `tag`; mobiles (`+49 1..`)
+    start with `mobile_prefix` instead; the shared switchboard (+49 30 ...) stays shared.
+
+    The generator numbers ids from 1 for any seed, so without this the increment would
+    repeat event ids (deduplicated: nothing new) and merge strangers into existing
+    customers; the 100M copies (replicate.py) use the same rules with a tag per copy."""
+    rules = (
+        (r"evt_", f"evt_{tag}"),
+        (r"anon-", f"anon-{tag}"),
+        (r"\bu(\d{8})\b", f"u{tag}\\1"),
+        (r"\bR(\d{9})\b", f"R{tag}\\1"),
+        (r"CRM-", f"CRM-{tag}"),
+        (r"CALL-", f"CALL-{tag}"),
+        (r"@", f"@{tag}."),
+        (r"\+49 1", mobile_prefix),
+    )
+    return [(re.compile(p), r) for p, r in rules]
+
+
+#: the increment's identifiers: tag `i`, mobiles +49 8..
+INCREMENT_REWRITES = id_rewrites("i", "+49 8")
 WEB_COLUMNS = ("event_id", "anonymous_id", "user_id", "event", "timestamp", "url", "device",
                "utm_source", "utm_medium", "utm_campaign", "email", "product_category")  # fmt: skip
 
@@ -73,10 +85,9 @@ def generate_increment(out: str, base_events: int, seed: int, start: str) -> dic
     summary = generate(
         scratch, customers, seed + 1000, start=date.fromisoformat(start), days=INCREMENT_DAYS
     )
-    rules = [(re.compile(p), r) for p, r in ID_REWRITES]
     for path in sorted(scratch.glob("raw/*/*")):
         text = path.read_text(encoding="utf-8")
-        for pattern, replacement in rules:
+        for pattern, replacement in INCREMENT_REWRITES:
             text = pattern.sub(replacement, text)
         target = (
             Path(out) / path.relative_to(scratch).parent / f"{path.stem}-increment{path.suffix}"

@@ -3,7 +3,7 @@
 The generator holds the whole company in memory (11.8 GB of RSS at 10M events, 549 s),
 so 100M events cannot come from one `generate` call on a 24 GB machine. Instead every
 raw file of `10m-seed7` (base and increment) is written ten times, copy k with every
-identifier rewritten the way the increment's are (`bench_ingest.ID_REWRITES`): event,
+identifier rewritten by the increment's rules (`bench_ingest.id_rewrites`): event,
 record and call ids, cookies, user and contact ids, emails and mobile numbers get a
 copy tag, so no two copies share a customer or an event. Copy 0 keeps the original
 identifiers. The shared switchboard number stays shared, as in the generator.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import shutil
 import sys
 import time
@@ -29,37 +28,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench_ingest import data_dir, ensure_data
+from bench_ingest import data_dir, ensure_data, id_rewrites
 
 COPIES = 10
-
-
-def copy_rules(k: int) -> list[tuple[re.Pattern[bytes], bytes]]:
-    """Identifier rewrites for copy k (k >= 1): the increment's rules with tag `r{k}`."""
-    tag = f"r{k}".encode()
-    rules = [
-        (rb"evt_", b"evt_" + tag),
-        (rb"anon-", b"anon-" + tag),
-        (rb"\bu(\d{8})\b", b"u" + tag + rb"\1"),
-        (rb"\bR(\d{9})\b", b"R" + tag + rb"\1"),
-        (rb"CRM-", b"CRM-" + tag),
-        (rb"CALL-", b"CALL-" + tag),
-        (rb"@", b"@" + tag + b"."),
-        # mobiles only, +49 1.. -> +49 2k1..: still 8-15 digits, never an original or an
-        # increment (+49 8..) number; the shared switchboard (+49 30 ...) stays shared
-        (rb"\+49 1", f"+49 2{k}1".encode()),
-    ]
-    return [(re.compile(p), r) for p, r in rules]
 
 
 def write_copy(task: tuple[str, str, int]) -> int:
     """Child: one raw file as copy k, gzip-compressed; the bytes written."""
     source, target, k = task
-    data = Path(source).read_bytes()
+    text = Path(source).read_text(encoding="utf-8")
     if k:
-        for pattern, replacement in copy_rules(k):
-            data = pattern.sub(replacement, data)
-    Path(target).write_bytes(gzip.compress(data, compresslevel=1))
+        # mobiles +49 1.. -> +49 2k1..: still 8-15 digits, never an original or an
+        # increment (+49 8..) number
+        for pattern, replacement in id_rewrites(f"r{k}", f"+49 2{k}1"):
+            text = pattern.sub(replacement, text)
+    Path(target).write_bytes(gzip.compress(text.encode("utf-8"), compresslevel=1))
     return Path(target).stat().st_size
 
 
