@@ -227,7 +227,7 @@ def _step_counts(
     """Long frame: bucket, step, unit_count, avg and median seconds from the previous step."""
     bucket = "b.bucket"
     touch = ""
-    if spec.breakdown is not None and spec.attribution in ("first_touch", "last_touch"):
+    if spec.by_touch:
         touch = f"LEFT JOIN {touch_from} AS tt USING (unit_id)"
         bucket = "coalesce(tt.touch, '')"
     parts = []

@@ -64,7 +64,7 @@ def _flags(spec: FunnelSpec) -> Sql:
 
 def _bucketed(spec: FunnelSpec) -> str:
     """CTEs that give every event its breakdown bucket ('' when not broken down per event)."""
-    if spec.breakdown is None or spec.attribution in ("first_touch", "last_touch"):
+    if spec.breakdown is None or spec.by_touch:
         return "bucketed AS (SELECT *, '' AS bucket FROM flagged)"
     if spec.attribution == "all_events":
         return "bucketed AS (SELECT *, coalesce(bv, '') AS bucket FROM flagged)"

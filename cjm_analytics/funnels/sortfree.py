@@ -58,11 +58,7 @@ def best(con: duckdb.DuckDBPyConnection, source: str, spec: FunnelSpec, best_tab
     n = spec.n
     ctes, params = step_event_ctes(source, spec, every_event=False)
     lists = ", ".join(f"list(t) FILTER (WHERE m{k}) AS l{k}" for k in range(n))
-    touch = (
-        f", {touch_aggregate(spec)} AS touch"
-        if spec.breakdown is not None and spec.attribution in ("first_touch", "last_touch")
-        else ""
-    )
+    touch = f", {touch_aggregate(spec)} AS touch" if spec.by_touch else ""
     passes = [
         f"grouped AS (SELECT unit_id, bucket, {lists}{touch} FROM kept "
         "GROUP BY unit_id, bucket HAVING bool_or(m0))",

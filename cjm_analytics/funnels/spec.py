@@ -81,6 +81,11 @@ class FunnelSpec:
         return any(m.first_time for m in self.steps)
 
     @property
+    def by_touch(self) -> bool:
+        """Broken down by each unit's first- or last-touch value (not per event or step)."""
+        return self.breakdown is not None and self.attribution in ("first_touch", "last_touch")
+
+    @property
     def property_columns(self) -> list[str]:
         """Columns the predicates read, besides event_name."""
         cols = [c for m in self.steps for c, _ in m.where]
