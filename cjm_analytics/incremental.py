@@ -56,8 +56,10 @@ CHANGED = "night_changed_customers"
 SCOPED_MODELS: frozenset[str] = frozenset(
     {
         "int_stage_rule_matches",
+        "int_touchpoint_sequence",
         "touchpoints",
         "int_journey_stage_entries",
+        "int_journey_touch_features",
         "journey_steps",
         "mining_log",
         "mining_stage_log",

@@ -66,6 +66,7 @@ ALWAYS_DIMENSIONS: tuple[str, ...] = ("channel", "cohort_week")
 #: The SQL models of this area, by table name (run in dependency order).
 SQL_MODELS: tuple[str, ...] = (
     "int_stage_rule_matches",
+    "int_touchpoint_sequence",
     "touchpoints",
     "int_journey_stage_entries",
     "journeys",
@@ -80,6 +81,7 @@ SQL_MODELS: tuple[str, ...] = (
     "unmapped_events",
     "int_stage_entry_segments",
     "int_stage_benchmark_segments",
+    "int_journey_touch_features",
     "int_dropoff_feature_counts",
 )
 

@@ -45,7 +45,8 @@ def _stages_of(events: list[dict[str, Any]], stages: list[dict[str, Any]] = RULE
         load_events(con, events)
         build_journey_models(con, _config(stages), T0 + timedelta(days=10))
         return con.execute(
-            "SELECT event_id, stage, stage_order, channel FROM touchpoints ORDER BY source_row"
+            "SELECT t.event_id, t.stage, t.stage_order, t.channel FROM touchpoints AS t "
+            "JOIN events AS e USING (source, event_id) ORDER BY e.source_row"
         ).fetchall()
 
 
