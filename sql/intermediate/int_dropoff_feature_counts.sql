@@ -18,11 +18,12 @@
 --   become thousands of tests).
 -- Counts: abandoned_with / moved_on_with = journeys with the feature that abandoned at k /
 --   moved on; abandoned_total / moved_on_total = the whole population at k.
--- Cost (ADR 0076): a touchpoint feature is held at k exactly when the journey's first
+-- Cost (ADR 0076, 0106): a touchpoint feature is held at k exactly when the journey's first
 --   touchpoint with it comes before it entered k+1 (or it abandoned at k), so features are
---   found once per journey by their first touchpoint_seq instead of once per stage; each
---   feature row carries its outcome flags; only pages at or above a stage's 50th highest
---   count are ranked.
+--   found once per journey by their first touchpoint_seq (int_journey_touch_features, a
+--   per-journey model the incremental night carries forward) instead of once per stage;
+--   each feature row carries its outcome flags; only pages at or above a stage's 50th
+--   highest count are ranked.
 with
 
 facts as (
@@ -35,38 +36,8 @@ entry_segments as (
     select * from int_stage_entry_segments where dimension <> 'cohort_week'
 ),
 
-journey_touchpoints as (
-    select journey_id, touchpoint_seq, source, event_name, channel, page_url from touchpoints
-),
-
-failed_call_events as (
-    select value as event_name from emotion_event_kinds where kind = 'failed_call'
-),
-
 first_touch_features as (
-    -- each touchpoint feature of a journey, with the first touchpoint_seq that has it
-    select journey_id, 'touchpoint' as feature_kind, source || ': ' || event_name as feature_value,
-        min(touchpoint_seq) as first_seq
-    from journey_touchpoints
-    group by journey_id, source || ': ' || event_name
-    union all
-    select journey_id, 'channel' as feature_kind, channel as feature_value,
-        min(touchpoint_seq) as first_seq
-    from journey_touchpoints
-    where channel is not null
-    group by journey_id, channel
-    union all
-    select journey_id, 'failed_call' as feature_kind, 'yes' as feature_value,
-        min(touchpoint_seq) as first_seq
-    from journey_touchpoints
-    where event_name in (select event_name from failed_call_events)
-    group by journey_id
-    union all
-    select journey_id, 'page' as feature_kind, regexp_replace(page_url, '[?#].*$', '')
-        as feature_value, min(touchpoint_seq) as first_seq
-    from journey_touchpoints
-    where page_url is not null
-    group by journey_id, regexp_replace(page_url, '[?#].*$', '')
+    select * from int_journey_touch_features
 ),
 
 touch_features as (
