@@ -98,6 +98,29 @@ def _previous_night_blocker(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) 
     return None
 
 
+def _new_file_events(con: duckdb.DuckDBPyConnection) -> str:
+    """A SELECT of the lake events that can belong to the files not in `events`: only those
+    files' Parquet parts when load_lake listed the parts (`stg_event_parts`), in the order
+    stg_events reads them; else all of stg_events."""
+    listed = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+        [lake.EVENT_PARTS],
+    ).fetchall()[0][0]
+    if not listed:
+        return "SELECT * FROM stg_events"
+    paths = [
+        path
+        for (path,) in con.execute(
+            f"SELECT p.path FROM {lake.EVENT_PARTS} AS p SEMI JOIN ("
+            "SELECT i.source, i.sha256 FROM ingest_files AS i "
+            "JOIN inc_files AS f ON f.source = i.source AND f.source_file = i.source_file "
+            "WHERE f.previous_count = 0) AS n ON n.source = p.source AND n.sha256 = p.sha256 "
+            "ORDER BY p.path"
+        ).fetchall()
+    ]
+    return lake.parts_select_sql(con, paths)
+
+
 def _new_events(con: duckdb.DuckDBPyConnection) -> str | None:
     """inc_new_events: stg_events rows whose (source, event_id) is not in events, numbered.
 
@@ -123,8 +146,9 @@ SELECT * FROM final
         )
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE inc_new_events AS SELECT row_number() OVER () AS new_key, "
-            f"{columns} FROM stg_events s SEMI JOIN (SELECT source, source_file FROM inc_files "
-            "WHERE previous_count = 0) f ON f.source = s.source AND f.source_file = s.source_file"
+            f"{columns} FROM ({_new_file_events(con)}) s SEMI JOIN (SELECT source, source_file "
+            "FROM inc_files WHERE previous_count = 0) f "
+            "ON f.source = s.source AND f.source_file = s.source_file"
         )
         accounted = con.execute(
             "SELECT bool_and(lake_count IS NOT DISTINCT FROM previous_count OR previous_count = 0) "

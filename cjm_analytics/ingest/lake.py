@@ -192,21 +192,24 @@ def load_lake(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
     row per loaded input file (key source, sha256); ingest_rejects one row per rejected input
     row (key source_file, source_row). Only Parquet parts listed in the manifest are read.
     """
+    parts: list[tuple[str, str, str]] = []
     if not state_path(cfg).exists():
         tables = {"ingest_files": None, "ingest_rejects": None, "lake_files": None}
-        paths: list[str] = []
     else:
         with warehouse.connection(state_path(cfg), read_only=True) as state:
             tables = {
                 name: state.sql(f"SELECT * FROM {name}").to_arrow_table()
                 for name in ("ingest_files", "ingest_rejects")
             }
-            paths = [
-                str((cfg.lake_dir / p).absolute())  # the view outlives the cwd
-                for (p,) in state.execute("SELECT path FROM lake_files ORDER BY path").fetchall()
+            parts = [
+                (source, sha256, str((cfg.lake_dir / p).absolute()))  # the view outlives the cwd
+                for source, sha256, p in state.execute(
+                    "SELECT source, sha256, path FROM lake_files ORDER BY path"
+                ).fetchall()
             ]
     con.execute("BEGIN")
-    _create_stg_events(con, paths)
+    _create_stg_events(con, [path for _, _, path in parts])
+    _write_event_parts(con, parts)
     for name, columns_spec in (
         ("ingest_files", INGEST_FILE_COLUMNS),
         ("ingest_rejects", REJECT_COLUMNS),
@@ -231,10 +234,15 @@ def _create_stg_events(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None
     ).fetchall()
     if kind:
         con.execute("DROP VIEW stg_events" if kind[0][0] == "VIEW" else "DROP TABLE stg_events")
+    con.execute(f"CREATE VIEW stg_events AS {parts_select_sql(con, paths)}")
+
+
+def parts_select_sql(con: duckdb.DuckDBPyConnection, paths: list[str]) -> str:
+    """A SELECT of the lake event columns (LAKE_EVENT_COLUMNS, in order) from these Parquet
+    parts, read in the order given; with no parts, a SELECT of no rows."""
     if not paths:
         columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in LAKE_EVENT_COLUMNS.items())
-        con.execute(f"CREATE VIEW stg_events AS SELECT {columns} WHERE false")
-        return
+        return f"SELECT {columns} WHERE false"
     # a column added to the contract later (source_event_seq, ADR 0063) is NULL in the
     # parts written before it
     stored = {
@@ -246,7 +254,23 @@ def _create_stg_events(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None
     # a view cannot hold bound parameters: the manifest's paths (not config values) are
     # written as SQL string literals, quotes doubled
     listed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
-    con.execute(
-        f"CREATE VIEW stg_events AS SELECT {columns} "
+    return (
+        f"SELECT {columns} "
         f"FROM read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
     )
+
+
+#: TEMP table of load_lake: every Parquet part of stg_events with the file content it came
+#: from (source, sha256: the key of ingest_files' loaded files), for readers that need only
+#: some files' events (the incremental stitch reads tonight's new files only).
+EVENT_PARTS = "stg_event_parts"
+
+
+def _write_event_parts(con: duckdb.DuckDBPyConnection, parts: list[tuple[str, str, str]]) -> None:
+    names = ("source", "sha256", "path")
+    rows = pa.table(
+        {name: pa.array([part[i] for part in parts], pa.string()) for i, name in enumerate(names)}
+    )
+    con.register("event_parts_rows", rows)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {EVENT_PARTS} AS SELECT * FROM event_parts_rows")
+    con.unregister("event_parts_rows")
