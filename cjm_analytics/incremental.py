@@ -68,13 +68,14 @@ SCOPED_MODELS: frozenset[str] = frozenset(
         "journey_channel_deviations",
     }
 )
-#: Per-journey models that read `as_of` (journey status, Kaplan-Meier censoring) and those
-#: reading them; recomputed for the changed customers and those with an open journey.
+#: Per-journey models whose rows depend on `as_of` through the journey's staleness alone
+#: (status, abandoned or in progress) and those reading them; recomputed for the changed
+#: customers and those with a journey that goes stale tonight (ADR 0108).
 AS_OF_MODELS: frozenset[str] = frozenset(
     {"journeys", "int_journey_stage_facts", "int_journey_segments", "int_stage_entry_segments"}
 )
 #: TEMP table: the customers the as_of-dependent models are recomputed for.
-OPEN = "night_open_customers"
+STALING = "night_staling_customers"
 #: Settings that cannot change what a model computes (where files go, when to run, alerts).
 _NOT_IN_FINGERPRINT = {"paths", "schedule", "alerts", "warehouse"}
 _PACKAGE = Path(__file__).resolve().parent
@@ -221,12 +222,13 @@ class Batch:
 
 
 #: In order: per-customer models for the changed customers; then the as_of-dependent
-#: per-journey models for the changed customers and those with a journey that was not yet
-#: stale last night (a stale journey stays stale while as_of only moves forward, so its
-#: status and Kaplan-Meier row cannot change).
+#: per-journey models for the changed customers and those with a journey that was open last
+#: night and is stale tonight. While as_of only moves forward a stale journey stays stale,
+#: and an open one that stays open keeps its rows: its Kaplan-Meier censoring time
+#: (as_of - entered_at) is taken by int_stage_time_to_next, not stored per journey.
 BATCHES: tuple[Batch, ...] = (
     Batch(SCOPED_MODELS, CHANGED, "customers whose events changed"),
-    Batch(AS_OF_MODELS, f"temp.{OPEN}", "changed customers and those with an open journey"),
+    Batch(AS_OF_MODELS, f"temp.{STALING}", "changed customers and those going stale tonight"),
 )
 
 
@@ -261,15 +263,17 @@ def _full_build_reason(con: duckdb.DuckDBPyConnection, scoped: list[Model], batc
     changed = _changed_shared_inputs(con, scoped)
     if changed:
         return f"{changed} changed since last night"
-    if batch.scope.endswith(OPEN) and not _write_open_customers(con):
+    if batch.scope.endswith(STALING) and not _write_staling_customers(con):
         return "as_of is earlier than last night's"
     return ""
 
 
-def _write_open_customers(con: duckdb.DuckDBPyConnection) -> bool:
-    """TEMP `night_open_customers`: the changed customers and those with a journey that was
-    not stale last night. False (nothing written) when tonight's as_of is before last
-    night's: then stale journeys could become open again."""
+def _write_staling_customers(con: duckdb.DuckDBPyConnection) -> bool:
+    """TEMP `night_staling_customers`: the changed customers and those with a journey that
+    was open last night and is stale at tonight's as_of (the test is journeys.is_stale's,
+    on last night's last_touch_at; the fingerprint guarantees the same timeout). False
+    (nothing written) when tonight's as_of is before last night's: then stale journeys
+    could become open again."""
     last = con.execute(
         f"SELECT r.as_of FROM {PREVIOUS}.runs AS r JOIN {PREVIOUS}.build_info AS b USING (run_id)"
     ).fetchone()
@@ -277,9 +281,13 @@ def _write_open_customers(con: duckdb.DuckDBPyConnection) -> bool:
     if last is None or last[0] is None or tonight is None or tonight[0] < last[0]:
         return False
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {OPEN} AS SELECT customer_id FROM {CHANGED} "
-        f"UNION SELECT customer_id FROM {PREVIOUS}.journeys WHERE NOT is_stale"
+        f"CREATE OR REPLACE TEMP TABLE {STALING} AS SELECT customer_id FROM {CHANGED} "
+        f"UNION SELECT customer_id FROM {PREVIOUS}.journeys WHERE NOT is_stale "
+        "AND epoch(getvariable('as_of')) - epoch(last_touch_at) "
+        "> getvariable('abandonment_seconds')"
     )
+    count = con.execute(f"SELECT count(*) FROM {STALING}").fetchone()[0]  # type: ignore[index]
+    log.info("as_of-dependent models recomputed for %d customers", count)
     return True
 
 

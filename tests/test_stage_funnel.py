@@ -222,11 +222,16 @@ def _km_both_ways(con: Any) -> tuple[list[tuple], list[tuple]]:
     python = []
     for k in range(1, len(FIVE_STAGES)):
         rows = con.execute(
-            "SELECT km_duration_seconds, is_km_event FROM int_journey_stage_facts"
+            "SELECT time_to_next_seconds, entered_at, is_km_event FROM int_journey_stage_facts"
             " WHERE is_km_at_risk AND stage_order = ?",
             [k],
         ).fetchall()
-        durations, observed = [r[0] for r in rows], [r[1] for r in rows]
+        # movers: their time to the next stage; in progress: censored at as_of - entered_at
+        durations = [
+            moved if moved is not None else max((AS_OF - entered).total_seconds(), 0.0)
+            for moved, entered, _ in rows
+        ]
+        observed = [r[2] for r in rows]
         python.append(
             tuple(stats.kaplan_meier_quantile(durations, observed, q) for q in (0.5, 0.9))
         )

@@ -12,10 +12,11 @@
 --     so exactly one of the three is true: reached = converted + abandoned + in progress.
 --   time_to_next_seconds: from entering k to entering k+1 (movers only).
 --   Kaplan-Meier input (ADR 0022): movers are events at time_to_next_seconds; in-progress
---     journeys are censored at as_of - entered_at (they may still move on); abandoned
---     journeys have left the stage without moving on, are not at risk, and are excluded
---     (is_km_at_risk false), so the median describes journeys that move on, and open
---     journeys cannot flatter a slow stage.
+--     journeys are censored at as_of - entered_at (they may still move on; the duration is
+--     taken in int_stage_time_to_next, so a row here changes with as_of only when its
+--     journey goes stale, ADR 0108); abandoned journeys have left the stage without moving
+--     on, are not at risk, and are excluded (is_km_at_risk false), so the median describes
+--     journeys that move on, and open journeys cannot flatter a slow stage.
 --   is_entry_observed: the touchpoint where the journey entered k maps to k itself (always
 --     in ordered mode; in furthest mode false when the journey skipped k, e.g. was first
 --     seen at a later stage). The constraint's benchmarks compare observed entries only, so
@@ -101,11 +102,6 @@ final as (
             when is_moved_on then epoch(next_entered_at) - epoch(entered_at)
         end as time_to_next_seconds,
         coalesce(is_moved_on or is_in_progress_here, false) as is_km_at_risk,
-        case
-            when is_moved_on then epoch(next_entered_at) - epoch(entered_at)
-            when is_in_progress_here
-                then greatest(epoch(getvariable('as_of')) - epoch(entered_at), 0)
-        end as km_duration_seconds,
         coalesce(is_moved_on, false) as is_km_event
     from flagged
 )

@@ -36,7 +36,11 @@ grouped as (
     select
         segment_groups.group_id,
         facts.stage_order,
-        facts.km_duration_seconds as duration_seconds,
+        -- movers: the time to the next stage; in progress: censored at as_of - entered_at
+        coalesce(
+            facts.time_to_next_seconds,
+            greatest(epoch(getvariable('as_of')) - epoch(facts.entered_at), 0)
+        ) as duration_seconds,
         facts.is_km_event
     from facts
     inner join segments on segments.journey_id = facts.journey_id
