@@ -76,6 +76,14 @@ AS_OF_MODELS: frozenset[str] = frozenset(
 )
 #: TEMP table: the customers the as_of-dependent models are recomputed for.
 STALING = "night_staling_customers"
+#: All-customer count tables kept by difference (ADR 0109): model -> its key columns. Each
+#: row is a sum over journeys of per-journey counts (every other column is such a count)
+#: and exists exactly when a count is not zero; the model reads per-customer models of the
+#: batches and shared tables only, never as_of. Tonight's table is last night's plus the
+#: recomputed customers' counts tonight, minus the same customers' counts last night.
+ADDITIVE_MODELS: dict[str, tuple[str, ...]] = {
+    "int_stage_feature_counts": ("stage_order", "feature_kind", "feature_value"),
+}
 #: Settings that cannot change what a model computes (where files go, when to run, alerts).
 _NOT_IN_FINGERPRINT = {"paths", "schedule", "alerts", "warehouse"}
 _PACKAGE = Path(__file__).resolve().parent
@@ -243,6 +251,7 @@ def run_models(
         return warehouse.run_models(con, models)
     attach_previous(con, previous)
     remaining, built = list(models), []
+    carried: set[str] = set()  # the per-customer models merged with last night's rows
     for batch in BATCHES:
         scoped = [m for m in remaining if m.name in batch.models]
         if not scoped:
@@ -255,8 +264,152 @@ def run_models(
             built += warehouse.run_models(con, scoped)
         else:
             built += _run_scoped(con, scoped, batch.scope)
+            carried |= {m.name for m in scoped}
         remaining = [m for m in remaining if m not in before and m not in scoped]
-    return built + warehouse.run_models(con, remaining)
+    full: list[Model] = []
+    for model in remaining:  # dependency order: an additive model after what it reads
+        if model.name not in ADDITIVE_MODELS:
+            full.append(model)
+            continue
+        built += warehouse.run_models(con, full)
+        full = []
+        built += _run_additive(con, model, carried)
+    return built + warehouse.run_models(con, full)
+
+
+def _run_additive(con: duckdb.DuckDBPyConnection, model: Model, carried: set[str]) -> list[str]:
+    """An ADDITIVE_MODELS table: last night's rows updated by the counts of the customers
+    the as_of batch recomputed (STALING: the changed ones and those going stale), tonight's
+    minus last night's; built in full when that would not be exact."""
+    home = _home(con)
+    reads = _relations(model.sql)
+    if "as_of" in reads:
+        raise warehouse.WarehouseError(
+            f"additive model {model.name} reads as_of: its counts change for every customer "
+            "each night; remove it from incremental.ADDITIVE_MODELS"
+        )
+    inputs = [t for t in _tables(con, home) if t in reads]
+    per_customer = {t for t in inputs if {"customer_id", "journey_id"} & _columns(con, home, t)}
+    if per_customer - SCOPED_MODELS - AS_OF_MODELS:
+        raise warehouse.WarehouseError(
+            f"additive model {model.name} reads {sorted(per_customer - SCOPED_MODELS - AS_OF_MODELS)}"
+            ", which the incremental night does not carry per customer; remove it from "
+            "incremental.ADDITIVE_MODELS"
+        )
+    reason = _additive_full_reason(con, model, per_customer - carried)
+    if reason:
+        log.info("%s rebuilt in full: %s", model.name, reason)
+        return warehouse.run_models(con, [model])
+    began = time.process_time()
+    for side, database in (("tonight", home), ("last_night", PREVIOUS)):
+        _count_scope(con, model, inputs, database, f"night_additive_{side}")
+    _apply_difference(con, model.name, ADDITIVE_MODELS[model.name])
+    log.debug("additive model %s updated: %.2f CPU s", model.name, time.process_time() - began)
+    return [model.name]
+
+
+def _additive_full_reason(
+    con: duckdb.DuckDBPyConnection, model: Model, not_carried: set[str]
+) -> str:
+    if not_carried:
+        return f"{sorted(not_carried)} were not carried forward tonight"
+    staling = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' AND table_name = ?",
+        [STALING],
+    ).fetchone()[0]  # type: ignore[index]
+    if not staling:
+        return "the as_of-dependent models were rebuilt in full"
+    if model.name not in _tables(con, PREVIOUS):
+        return "last night's file does not have it"
+    changed = _changed_shared_inputs(con, [model])
+    if changed:
+        return f"{changed} changed since last night"
+    return ""
+
+
+def _count_scope(
+    con: duckdb.DuckDBPyConnection, model: Model, inputs: list[str], database: str, into: str
+) -> None:
+    """Run `model` on `database`'s rows of the STALING customers (shared tables whole) into
+    the TEMP table `into`."""
+    home = _home(con)
+    con.execute(f"ATTACH ':memory:' AS {SCOPE}")
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE night_additive_journeys AS SELECT j.journey_id "
+            f'FROM "{database}".journeys AS j SEMI JOIN temp.{STALING} AS c '
+            "ON j.customer_id = c.customer_id"
+        )
+        for table in inputs:
+            columns = _columns(con, home, table)
+            if "customer_id" in columns:
+                keep = f"SEMI JOIN temp.{STALING} AS c ON s.customer_id = c.customer_id"
+            elif "journey_id" in columns:
+                keep = "SEMI JOIN temp.night_additive_journeys AS j ON s.journey_id = j.journey_id"
+            else:
+                keep = ""
+            con.execute(
+                f'CREATE TABLE {SCOPE}."{table}" AS SELECT s.* FROM "{database}"."{table}" AS s {keep}'
+            )
+        con.execute(f"USE {SCOPE}")
+        warehouse.run_models(con, [model])
+        con.execute(f'USE "{home}"')
+        con.execute(f'CREATE OR REPLACE TEMP TABLE {into} AS FROM {SCOPE}."{model.name}"')
+    finally:
+        con.execute(f'USE "{home}"')
+        con.execute(f"DETACH {SCOPE}")
+
+
+def _apply_difference(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...]) -> None:
+    """`table` = last night's + tonight's scope counts - last night's scope counts, keeping
+    the rows with a count that is not zero; a negative count means the model is not additive.
+
+    Only the rows whose key the scope's counts touch are rewritten, from last night's file
+    (so running it twice gives the same table); the others are last night's rows already,
+    since the night's file starts as a copy of the published one."""
+    home = _home(con)
+    typed = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
+        "AND table_name = ? ORDER BY column_index",
+        [home, table],
+    ).fetchall()
+    counts = [(c, t) for c, t in typed if c not in keys]
+    key_list = ", ".join(f'"{k}"' for k in keys)
+    negated = ", ".join([f'"{k}"' for k in keys] + [f'-"{c}" AS "{c}"' for c, _ in counts])
+    sums = ", ".join(
+        f'"{c}"' if c in keys else f'CAST(sum("{c}") AS {t}) AS "{c}"' for c, t in typed
+    )
+    nonzero = " OR ".join(f'sum("{c}") <> 0' for c, _ in counts)
+    same_key = " AND ".join(f'd."{k}" IS NOT DISTINCT FROM t."{k}"' for k in keys)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE night_additive_delta AS "
+        f"SELECT {sums} FROM (SELECT * FROM temp.night_additive_tonight "
+        f"UNION ALL BY NAME SELECT {negated} FROM temp.night_additive_last_night) "
+        f"GROUP BY {key_list} HAVING {nonzero}"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE night_additive_rows AS "
+        f'SELECT {sums} FROM (SELECT t.* FROM {PREVIOUS}."{table}" AS t '
+        f"SEMI JOIN temp.night_additive_delta AS d ON {same_key} "
+        f"UNION ALL BY NAME SELECT * FROM temp.night_additive_delta) "
+        f"GROUP BY {key_list} HAVING {nonzero}"
+    )
+    negative = con.execute(
+        "SELECT count(*) FROM temp.night_additive_rows WHERE "
+        + " OR ".join(f'"{c}" < 0' for c, _ in counts)
+    ).fetchone()[0]  # type: ignore[index]
+    if negative:
+        raise warehouse.WarehouseError(
+            f"additive model {table}: {negative} rows would have a negative count after "
+            "tonight's update, so it is not a sum of per-customer counts; remove it from "
+            "incremental.ADDITIVE_MODELS"
+        )
+    con.execute("BEGIN")
+    con.execute(
+        f'DELETE FROM "{home}"."{table}" AS t USING temp.night_additive_delta AS d WHERE {same_key}'
+    )
+    con.execute(f'INSERT INTO "{home}"."{table}" BY NAME SELECT * FROM temp.night_additive_rows')
+    con.execute("COMMIT")
 
 
 def _full_build_reason(con: duckdb.DuckDBPyConnection, scoped: list[Model], batch: Batch) -> str:

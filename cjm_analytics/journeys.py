@@ -82,6 +82,7 @@ SQL_MODELS: tuple[str, ...] = (
     "int_stage_entry_segments",
     "int_stage_benchmark_segments",
     "int_journey_touch_features",
+    "int_stage_feature_counts",
     "int_dropoff_feature_counts",
 )
 

@@ -53,7 +53,7 @@ def _two_nights(
     handler, logger = _RecomputedFor(), logging.getLogger(incremental.__name__)
     level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG)
     try:
         result = run_night(cfg, as_of + timedelta(days=second_as_of_days))
     finally:
@@ -61,6 +61,7 @@ def _two_nights(
         logger.setLevel(level)
     if handler.count is not None:
         RECOMPUTED_FOR[cfg.warehouse_path] = handler.count
+    NIGHT_2_LOG[cfg.warehouse_path] = handler.messages
     return cfg, result
 
 
@@ -68,14 +69,21 @@ def _two_nights(
 RECOMPUTED_FOR: dict[Path, int] = {}
 
 
+#: warehouse path -> what cjm_analytics.incremental logged during night 2
+NIGHT_2_LOG: dict[Path, list[str]] = {}
+
+
 class _RecomputedFor(logging.Handler):
-    """Keeps the count the incremental night logs for its as_of-dependent batch."""
+    """Keeps the incremental module's messages, and the count it logs for its
+    as_of-dependent batch."""
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
+        super().__init__(logging.DEBUG)
         self.count: int | None = None
+        self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
         if record.msg == "as_of-dependent models recomputed for %d customers":
             self.count = int(record.args[0])  # type: ignore[index]
 
@@ -122,6 +130,59 @@ def test_as_of_models_are_recomputed_only_for_journeys_going_stale(nights) -> No
     assert went_stale - changed and was_open - went_stale - changed
     staling = RECOMPUTED_FOR[inc_cfg.warehouse_path]
     assert staling == len(changed | went_stale) < len(changed | was_open)
+
+
+def test_additive_models_are_updated_by_difference(nights) -> None:
+    # ADR 0109: the count tables are last night's plus the recomputed customers' counts
+    # tonight minus theirs last night (the equality test above checks the result)
+    (inc_cfg, _), _ = nights
+    messages = NIGHT_2_LOG[inc_cfg.warehouse_path]
+    for name in incremental.ADDITIVE_MODELS:
+        assert any(m.startswith(f"additive model {name} updated") for m in messages), messages
+    assert not any("rebuilt in full" in m for m in messages)
+
+
+def _counts_file(path: Path, rows: list[tuple[str | None, int, int]]) -> None:
+    with warehouse.connection(path) as con:
+        con.execute("CREATE TABLE counts (k VARCHAR, a BIGINT, b BIGINT)")
+        con.executemany("INSERT INTO counts VALUES (?, ?, ?)", rows)
+
+
+def _apply(tmp_path: Path, tonight: list[tuple], last_night: list[tuple]) -> list[tuple]:
+    with warehouse.connection(tmp_path / "build.duckdb") as con:
+        con.execute(f"ATTACH '{tmp_path / 'published.duckdb'}' AS previous (READ_ONLY)")
+        for side, rows in (("tonight", tonight), ("last_night", last_night)):
+            con.execute(f"CREATE TEMP TABLE night_additive_{side} (k VARCHAR, a BIGINT, b BIGINT)")
+            if rows:
+                con.executemany(f"INSERT INTO night_additive_{side} VALUES (?, ?, ?)", rows)
+        incremental._apply_difference(con, "counts", ("k",))
+        incremental._apply_difference(con, "counts", ("k",))  # twice: the same table
+        return con.execute("SELECT * FROM counts ORDER BY k NULLS FIRST").fetchall()
+
+
+def test_difference_updates_touched_keys_only(tmp_path: Path) -> None:
+    last_night = [(None, 1, 2), ("gone", 0, 3), ("kept", 5, 5), ("more", 1, 1)]
+    _counts_file(tmp_path / "published.duckdb", last_night)
+    shutil.copy(tmp_path / "published.duckdb", tmp_path / "build.duckdb")
+    assert _apply(
+        tmp_path,
+        tonight=[(None, 2, 2), ("more", 3, 1), ("new", 0, 1)],
+        last_night=[(None, 1, 2), ("gone", 0, 3), ("more", 1, 0)],
+    ) == [(None, 2, 2), ("kept", 5, 5), ("more", 3, 2), ("new", 0, 1)]
+
+
+def test_a_negative_count_is_refused(tmp_path: Path) -> None:
+    _counts_file(tmp_path / "published.duckdb", [("x", 1, 1)])
+    shutil.copy(tmp_path / "published.duckdb", tmp_path / "build.duckdb")
+    with pytest.raises(warehouse.WarehouseError, match="negative count"):
+        _apply(tmp_path, tonight=[], last_night=[("x", 2, 0)])
+
+
+def test_an_additive_model_must_not_read_as_of(tmp_path: Path) -> None:
+    sql = tmp_path / "int_x.sql"
+    sql.write_text("select count(*) as n from journeys where first_touch_at < getvariable('as_of')")
+    with warehouse.connection() as con, pytest.raises(warehouse.WarehouseError, match="as_of"):
+        incremental._run_additive(con, warehouse.Model("x", "int_x", sql), set())
 
 
 def test_as_of_going_back_still_equals_a_full_recompute() -> None:

@@ -18,46 +18,26 @@
 --   become thousands of tests).
 -- Counts: abandoned_with / moved_on_with = journeys with the feature that abandoned at k /
 --   moved on; abandoned_total / moved_on_total = the whole population at k.
--- Cost (ADR 0076, 0106): a touchpoint feature is held at k exactly when the journey's first
---   touchpoint with it comes before it entered k+1 (or it abandoned at k), so features are
---   found once per journey by their first touchpoint_seq (int_journey_touch_features, a
---   per-journey model the incremental night carries forward) instead of once per stage;
---   each feature row carries its outcome flags; only pages at or above a stage's 50th
---   highest count are ranked.
+-- Cost (ADR 0076, 0106, 0109): the counts are int_stage_feature_counts (every feature and
+--   page, additive: the incremental night updates it instead of recounting); here each
+--   stage keeps its 50 most frequent pages (only pages at or above a stage's 50th highest
+--   count are ranked) and the features held by enough journeys.
 with
 
 facts as (
-    select journey_id, stage, stage_order, next_entered_seq, is_abandoned_here, is_moved_on
+    select stage, stage_order, is_abandoned_here, is_moved_on
     from int_journey_stage_facts
     where not is_final_stage and is_entry_observed and (is_moved_on or is_abandoned_here)
 ),
 
-entry_segments as (
-    select * from int_stage_entry_segments where dimension <> 'cohort_week'
-),
-
-first_touch_features as (
-    select * from int_journey_touch_features
-),
-
-touch_features as (
-    -- held at k: a touchpoint with the feature before entering k+1 (movers), any (abandoners)
-    select facts.stage_order, first_touch_features.feature_kind,
-        first_touch_features.feature_value, facts.is_abandoned_here, facts.is_moved_on
-    from facts
-    inner join first_touch_features
-        on first_touch_features.journey_id = facts.journey_id
-        and (facts.is_abandoned_here or first_touch_features.first_seq < facts.next_entered_seq)
-),
-
-page_features as (
-    select * from touch_features where feature_kind = 'page'
+feature_counts as (
+    select * from int_stage_feature_counts
 ),
 
 page_counts as (
-    select stage_order, feature_value, count(*) as journey_count
-    from page_features
-    group by stage_order, feature_value
+    select stage_order, feature_value, abandoned_with + moved_on_with as journey_count
+    from feature_counts
+    where feature_kind = 'page'
 ),
 
 page_count_floors as (
@@ -79,26 +59,15 @@ top_pages as (
     ) <= 50
 ),
 
-segment_features as (
-    select facts.stage_order, entry_segments.dimension as feature_kind,
-        entry_segments.segment_value as feature_value, facts.is_abandoned_here, facts.is_moved_on
-    from facts
-    inner join entry_segments
-        on entry_segments.journey_id = facts.journey_id
-        and entry_segments.stage_order = facts.stage_order
-),
-
-journey_features as (
-    -- one row per (journey, stage, feature): the kinds never overlap and each part is unique
-    select * from segment_features
+kept_counts as (
+    select * from feature_counts where feature_kind <> 'page'
     union all
-    select * from touch_features where feature_kind <> 'page'
-    union all
-    select page_features.*
-    from page_features
+    select feature_counts.*
+    from feature_counts
     inner join top_pages
-        on top_pages.stage_order = page_features.stage_order
-        and top_pages.feature_value = page_features.feature_value
+        on top_pages.stage_order = feature_counts.stage_order
+        and top_pages.feature_value = feature_counts.feature_value
+    where feature_counts.feature_kind = 'page'
 ),
 
 totals as (
@@ -111,32 +80,21 @@ totals as (
     group by stage, stage_order
 ),
 
-feature_counts as (
-    select
-        stage_order,
-        feature_kind,
-        feature_value,
-        count(*) filter (where is_abandoned_here) as abandoned_with,
-        count(*) filter (where is_moved_on) as moved_on_with
-    from journey_features
-    group by stage_order, feature_kind, feature_value
-),
-
 final as (
     select
         totals.stage,
-        feature_counts.stage_order,
-        feature_counts.feature_kind,
-        feature_counts.feature_value,
-        feature_counts.abandoned_with,
-        feature_counts.moved_on_with,
+        kept_counts.stage_order,
+        kept_counts.feature_kind,
+        kept_counts.feature_value,
+        kept_counts.abandoned_with,
+        kept_counts.moved_on_with,
         totals.abandoned_total,
         totals.moved_on_total
-    from feature_counts
-    inner join totals on totals.stage_order = feature_counts.stage_order
-    where feature_counts.abandoned_with + feature_counts.moved_on_with
+    from kept_counts
+    inner join totals on totals.stage_order = kept_counts.stage_order
+    where kept_counts.abandoned_with + kept_counts.moved_on_with
         >= getvariable('dropoff_min_journeys')
-    order by feature_counts.stage_order, feature_counts.feature_kind, feature_counts.feature_value
+    order by kept_counts.stage_order, kept_counts.feature_kind, kept_counts.feature_value
 )
 
 select * from final
