@@ -83,6 +83,9 @@ STALING = "night_staling_customers"
 #: recomputed customers' counts tonight, minus the same customers' counts last night.
 ADDITIVE_MODELS: dict[str, tuple[str, ...]] = {
     "int_stage_feature_counts": ("stage_order", "feature_kind", "feature_value"),
+    "int_stage_entry_segment_counts": ("stage", "stage_order", "dimension", "segment_value"),
+    "int_stage_group_counts": ("dimension", "segment_value", "stage_order"),
+    "int_segment_journey_counts": ("dimension", "segment_value"),
 }
 #: Settings that cannot change what a model computes (where files go, when to run, alerts).
 _NOT_IN_FINGERPRINT = {"paths", "schedule", "alerts", "warehouse"}
@@ -266,46 +269,60 @@ def run_models(
             built += _run_scoped(con, scoped, batch.scope)
             carried |= {m.name for m in scoped}
         remaining = [m for m in remaining if m not in before and m not in scoped]
-    full: list[Model] = []
-    for model in remaining:  # dependency order: an additive model after what it reads
-        if model.name not in ADDITIVE_MODELS:
-            full.append(model)
-            continue
-        built += warehouse.run_models(con, full)
-        full = []
-        built += _run_additive(con, model, carried)
-    return built + warehouse.run_models(con, full)
+    additive = [m for m in remaining if m.name in ADDITIVE_MODELS]
+    if additive:
+        before = _needed_before(remaining, additive)
+        built += warehouse.run_models(con, before)
+        built += _run_additive(con, additive, carried)
+        remaining = [m for m in remaining if m not in before and m not in additive]
+    return built + warehouse.run_models(con, remaining)
 
 
-def _run_additive(con: duckdb.DuckDBPyConnection, model: Model, carried: set[str]) -> list[str]:
-    """An ADDITIVE_MODELS table: last night's rows updated by the counts of the customers
-    the as_of batch recomputed (STALING: the changed ones and those going stale), tonight's
-    minus last night's; built in full when that would not be exact."""
+def _run_additive(
+    con: duckdb.DuckDBPyConnection, models: list[Model], carried: set[str]
+) -> list[str]:
+    """ADDITIVE_MODELS tables: last night's rows updated by the counts of the customers the
+    as_of batch recomputed (STALING: the changed ones and those going stale), tonight's
+    minus last night's; each built in full when that would not be exact."""
     home = _home(con)
-    reads = _relations(model.sql)
-    if "as_of" in reads:
-        raise warehouse.WarehouseError(
-            f"additive model {model.name} reads as_of: its counts change for every customer "
-            "each night; remove it from incremental.ADDITIVE_MODELS"
-        )
-    inputs = [t for t in _tables(con, home) if t in reads]
-    per_customer = {t for t in inputs if {"customer_id", "journey_id"} & _columns(con, home, t)}
-    if per_customer - SCOPED_MODELS - AS_OF_MODELS:
-        raise warehouse.WarehouseError(
-            f"additive model {model.name} reads {sorted(per_customer - SCOPED_MODELS - AS_OF_MODELS)}"
-            ", which the incremental night does not carry per customer; remove it from "
-            "incremental.ADDITIVE_MODELS"
-        )
-    reason = _additive_full_reason(con, model, per_customer - carried)
-    if reason:
-        log.info("%s rebuilt in full: %s", model.name, reason)
-        return warehouse.run_models(con, [model])
+    by_difference: list[Model] = []
+    built: list[str] = []
+    inputs: set[str] = set()
+    for model in models:
+        reads = _relations(model.sql)
+        if "as_of" in reads:
+            raise warehouse.WarehouseError(
+                f"additive model {model.name} reads as_of: its counts change for every "
+                "customer each night; remove it from incremental.ADDITIVE_MODELS"
+            )
+        tables = [t for t in _tables(con, home) if t in reads]
+        per_customer = {t for t in tables if {"customer_id", "journey_id"} & _columns(con, home, t)}
+        stray = per_customer - SCOPED_MODELS - AS_OF_MODELS
+        if stray:
+            raise warehouse.WarehouseError(
+                f"additive model {model.name} reads {sorted(stray)}, which the incremental "
+                "night does not carry per customer; remove it from incremental.ADDITIVE_MODELS"
+            )
+        reason = _additive_full_reason(con, model, per_customer - carried)
+        if reason:
+            log.info("%s rebuilt in full: %s", model.name, reason)
+            built += warehouse.run_models(con, [model])
+        else:
+            by_difference.append(model)
+            inputs |= set(tables)
+    if not by_difference:
+        return built
     began = time.process_time()
     for side, database in (("tonight", home), ("last_night", PREVIOUS)):
-        _count_scope(con, model, inputs, database, f"night_additive_{side}")
-    _apply_difference(con, model.name, ADDITIVE_MODELS[model.name])
-    log.debug("additive model %s updated: %.2f CPU s", model.name, time.process_time() - began)
-    return [model.name]
+        _count_scope(con, by_difference, sorted(inputs), database, side)
+    for model in by_difference:
+        _apply_difference(con, model.name, ADDITIVE_MODELS[model.name])
+    log.debug(
+        "additive models %s updated: %.2f CPU s",
+        [m.name for m in by_difference],
+        time.process_time() - began,
+    )
+    return built + [m.name for m in by_difference]
 
 
 def _additive_full_reason(
@@ -328,10 +345,10 @@ def _additive_full_reason(
 
 
 def _count_scope(
-    con: duckdb.DuckDBPyConnection, model: Model, inputs: list[str], database: str, into: str
+    con: duckdb.DuckDBPyConnection, models: list[Model], inputs: list[str], database: str, side: str
 ) -> None:
-    """Run `model` on `database`'s rows of the STALING customers (shared tables whole) into
-    the TEMP table `into`."""
+    """Run `models` on `database`'s rows of the STALING customers (shared tables whole), each
+    into the TEMP table `night_additive_<side>_<model>`."""
     home = _home(con)
     con.execute(f"ATTACH ':memory:' AS {SCOPE}")
     try:
@@ -352,9 +369,13 @@ def _count_scope(
                 f'CREATE TABLE {SCOPE}."{table}" AS SELECT s.* FROM "{database}"."{table}" AS s {keep}'
             )
         con.execute(f"USE {SCOPE}")
-        warehouse.run_models(con, [model])
+        warehouse.run_models(con, models)
         con.execute(f'USE "{home}"')
-        con.execute(f'CREATE OR REPLACE TEMP TABLE {into} AS FROM {SCOPE}."{model.name}"')
+        for model in models:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE night_additive_{side}_{model.name} AS "
+                f'FROM {SCOPE}."{model.name}"'
+            )
     finally:
         con.execute(f'USE "{home}"')
         con.execute(f"DETACH {SCOPE}")
@@ -383,8 +404,8 @@ def _apply_difference(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[st
     same_key = " AND ".join(f'd."{k}" IS NOT DISTINCT FROM t."{k}"' for k in keys)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE night_additive_delta AS "
-        f"SELECT {sums} FROM (SELECT * FROM temp.night_additive_tonight "
-        f"UNION ALL BY NAME SELECT {negated} FROM temp.night_additive_last_night) "
+        f"SELECT {sums} FROM (SELECT * FROM temp.night_additive_tonight_{table} "
+        f"UNION ALL BY NAME SELECT {negated} FROM temp.night_additive_last_night_{table}) "
         f"GROUP BY {key_list} HAVING {nonzero}"
     )
     con.execute(

@@ -7,30 +7,11 @@
 -- Definitions: observed_reached_count = journeys with is_entry_observed at the stage and
 --   this value at entry (int_stage_entry_segments); observed_converted_count = those that
 --   moved on; observed_conversion_rate = converted / reached, with its Wilson 95% bounds.
+-- The counts are int_stage_entry_segment_counts (additive, ADR 0109).
 with
 
-facts as (
-    select * from int_journey_stage_facts where not is_final_stage and is_entry_observed
-),
-
-entry_segments as (
-    select * from int_stage_entry_segments
-),
-
 counts as (
-    select
-        facts.stage,
-        facts.stage_order,
-        entry_segments.dimension,
-        entry_segments.segment_value,
-        count(*) as observed_reached_count,
-        count(*) filter (where facts.is_moved_on) as observed_converted_count
-    from facts
-    inner join entry_segments
-        on entry_segments.journey_id = facts.journey_id
-        and entry_segments.stage_order = facts.stage_order
-    group by facts.stage, facts.stage_order, entry_segments.dimension,
-        entry_segments.segment_value
+    select * from int_stage_entry_segment_counts
 ),
 
 rates as (

@@ -20,15 +20,8 @@
 --     entry to k was observed (int_journey_stage_facts.is_entry_observed), with
 --     observed_conversion_rate and its Wilson bounds: the basis of the constraint's
 --     benchmarks (ADR 0023).
+-- The counts are int_stage_group_counts and int_segment_journey_counts (additive, ADR 0109).
 with
-
-facts as (
-    select * from int_journey_stage_facts
-),
-
-segments as (
-    select * from int_journey_segments
-),
 
 stages as (
     select * from stage_definitions
@@ -39,28 +32,11 @@ time_to_next as (
 ),
 
 groups as (
-    -- (journey_id, dimension, segment_value) is the key of int_journey_segments, so count(*)
-    -- counts distinct journeys without a DISTINCT over a million rows (ADR 0076)
-    select dimension, segment_value, count(*) as journey_count
-    from segments
-    group by dimension, segment_value
+    select * from int_segment_journey_counts
 ),
 
 counts as (
-    select
-        segments.dimension,
-        segments.segment_value,
-        facts.stage_order,
-        count(*) as reached_count,
-        count(*) filter (where facts.is_moved_on) as converted_count,
-        count(*) filter (where facts.is_abandoned_here) as abandoned_count,
-        count(*) filter (where facts.is_in_progress_here) as in_progress_count,
-        count(*) filter (where facts.is_entry_observed) as observed_reached_count,
-        count(*) filter (where facts.is_entry_observed and facts.is_moved_on)
-            as observed_converted_count
-    from facts
-    inner join segments on segments.journey_id = facts.journey_id
-    group by segments.dimension, segments.segment_value, facts.stage_order
+    select * from int_stage_group_counts
 ),
 
 grid as (
