@@ -173,12 +173,15 @@ def write_changed_customers(con: duckdb.DuckDBPyConnection, published: Path) -> 
     """`night_changed_customers` from tonight's `events` against the published file's
     (every customer when there is none to compare with); how many."""
     if _previous_events_readable(con, published):
-        compared = f"""
+        compared = (
+            _positional_comparison(con)
+            or f"""
     SELECT tonight.customer_id AS tonight_id, last_night.customer_id AS last_night_id
     FROM events AS tonight
     FULL OUTER JOIN {PREVIOUS}.events AS last_night
         ON tonight.source = last_night.source AND tonight.event_id = last_night.event_id
     WHERE tonight.customer_id IS DISTINCT FROM last_night.customer_id"""
+        )
     else:
         compared = "SELECT customer_id AS tonight_id, NULL AS last_night_id FROM events"
     con.execute(
@@ -198,6 +201,36 @@ SELECT * FROM final ORDER BY customer_id
 """
     )
     return int(con.execute(f"SELECT count(*) FROM {CHANGED}").fetchone()[0])  # type: ignore[index]
+
+
+def _positional_comparison(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The events whose customer differs from last night's, compared row by row, when
+    tonight's `events` is last night's in the same order with rows appended (an incremental
+    stitch updates customers in place and appends the new events): no hash join over every
+    event. None when any of last night's rows is not at its old position (a full stitch
+    rewrote the table): the caller joins on the event key."""
+    con.execute(
+        f"""
+CREATE OR REPLACE TEMP TABLE night_positional_changes AS
+SELECT
+    tonight.customer_id AS tonight_id,
+    last_night.customer_id AS last_night_id,
+    last_night.event_id IS NOT NULL AND (
+        tonight.source IS DISTINCT FROM last_night.source
+        OR tonight.event_id IS DISTINCT FROM last_night.event_id
+    ) AS is_moved_row
+FROM (SELECT source, event_id, customer_id FROM events) AS tonight
+POSITIONAL JOIN (SELECT source, event_id, customer_id FROM {PREVIOUS}.events) AS last_night
+WHERE is_moved_row OR tonight.customer_id IS DISTINCT FROM last_night.customer_id
+"""
+    )
+    moved = con.execute(
+        "SELECT count(*) FROM night_positional_changes WHERE is_moved_row"
+    ).fetchone()[0]  # type: ignore[index]
+    if moved:
+        log.info("events are not in last night's order (%d rows moved): joining on the key", moved)
+        return None
+    return "SELECT tonight_id, last_night_id FROM night_positional_changes"
 
 
 def _previous_events_readable(con: duckdb.DuckDBPyConnection, published: Path) -> bool:

@@ -225,7 +225,33 @@ def _events_file(path: Path, rows: list[tuple[str, str, str | None]]) -> None:
             con.executemany("INSERT INTO events VALUES (?, ?, ?)", rows)
 
 
-def test_changed_customers_cover_new_events_merges_and_gone_ids(tmp_path: Path) -> None:
+#: tonight's events: a new event merges c2 into c1; c3 is new; e5 now belongs to c5
+TONIGHT_EVENTS = {
+    # as an incremental stitch leaves them: last night's rows in place, new ones appended
+    "appended": [
+        ("web", "e1", "c1"),
+        ("web", "e2", "c1"),
+        ("web", "e4", "c4"),
+        ("web", "e5", "c5"),
+        ("crm", "e2", "c1"),
+        ("web", "e3", "c3"),
+    ],
+    # as a full stitch may write them: another order
+    "rewritten": [
+        ("web", "e1", "c1"),
+        ("web", "e2", "c1"),
+        ("crm", "e2", "c1"),
+        ("web", "e3", "c3"),
+        ("web", "e4", "c4"),
+        ("web", "e5", "c5"),
+    ],
+}
+
+
+@pytest.mark.parametrize("layout", sorted(TONIGHT_EVENTS))
+def test_changed_customers_cover_new_events_merges_and_gone_ids(
+    tmp_path: Path, layout: str
+) -> None:
     published = tmp_path / "published.duckdb"
     # last night: c1 has e1, c2 has e2, c4 has e4 (unchanged tonight), e5 had no customer
     _events_file(
@@ -233,23 +259,17 @@ def test_changed_customers_cover_new_events_merges_and_gone_ids(tmp_path: Path) 
         [("web", "e1", "c1"), ("web", "e2", "c2"), ("web", "e4", "c4"), ("web", "e5", None)],
     )
     tonight = tmp_path / "tonight.duckdb"
-    # tonight: a new event merges c2 into c1; c3 is new; e5 now belongs to c5
-    _events_file(
-        tonight,
-        [
-            ("web", "e1", "c1"),
-            ("web", "e2", "c1"),
-            ("crm", "e2", "c1"),
-            ("web", "e3", "c3"),
-            ("web", "e4", "c4"),
-            ("web", "e5", "c5"),
-        ],
-    )
+    _events_file(tonight, TONIGHT_EVENTS[layout])
     with warehouse.connection(tonight) as con:
         count = incremental.write_changed_customers(con, published)
         changed = [r[0] for r in con.execute("SELECT * FROM night_changed_customers").fetchall()]
+        moved = con.execute(
+            "SELECT count(*) FROM night_positional_changes WHERE is_moved_row"
+        ).fetchone()[0]  # type: ignore[index]
     # c1 (gained e2), c2 (gone into c1), c3 (new), c5 (gained e5); c4 is untouched
     assert changed == ["c1", "c2", "c3", "c5"] and count == 4
+    # rows in last night's order are compared by position; any other order by the key
+    assert (moved == 0) == (layout == "appended")
 
 
 def test_first_night_counts_every_customer_as_changed(tmp_path: Path) -> None:
