@@ -86,6 +86,7 @@ ADDITIVE_MODELS: dict[str, tuple[str, ...]] = {
     "int_stage_entry_segment_counts": ("stage", "stage_order", "dimension", "segment_value"),
     "int_stage_group_counts": ("dimension", "segment_value", "stage_order"),
     "int_segment_journey_counts": ("dimension", "segment_value"),
+    "int_stage_last_touch_counts": ("stage", "stage_order", "source", "event_name"),
 }
 #: Settings that cannot change what a model computes (where files go, when to run, alerts).
 _NOT_IN_FINGERPRINT = {"paths", "schedule", "alerts", "warehouse"}
@@ -390,6 +391,7 @@ def _count_scope(
             f'FROM "{database}".journeys AS j SEMI JOIN temp.{STALING} AS c '
             "ON j.customer_id = c.customer_id"
         )
+        named = set().union(*(_relations(m.sql) for m in models))
         for table in inputs:
             columns = _columns(con, home, table)
             if "customer_id" in columns:
@@ -398,8 +400,11 @@ def _count_scope(
                 keep = "SEMI JOIN temp.night_additive_journeys AS j ON s.journey_id = j.journey_id"
             else:
                 keep = ""
+            # only the columns the models name (a count has no `select *` to pass through)
+            wanted = ", ".join(f's."{c}"' for c in sorted(columns & named)) or "s.*"
             con.execute(
-                f'CREATE TABLE {SCOPE}."{table}" AS SELECT s.* FROM "{database}"."{table}" AS s {keep}'
+                f'CREATE TABLE {SCOPE}."{table}" AS SELECT {wanted} '
+                f'FROM "{database}"."{table}" AS s {keep}'
             )
         con.execute(f"USE {SCOPE}")
         warehouse.run_models(con, models)

@@ -79,6 +79,7 @@ SQL_MODELS: tuple[str, ...] = (
     "stage_funnel",
     "stage_funnel_by_segment",
     "stage_sentiment",
+    "int_stage_last_touch_counts",
     "abandonment_last_touchpoints",
     "unmapped_events",
     "int_stage_entry_segments",

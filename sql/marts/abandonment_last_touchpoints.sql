@@ -12,41 +12,15 @@
 --   abandoned_share_rate = abandoned journeys with this last touchpoint / abandoned at k;
 --   moved_on_share_rate likewise among movers; lift = abandoned / moved-on share (NULL when
 --     no mover had it); abandoned_rank = 1 for the most frequent last touchpoint.
+-- The counts are int_stage_last_touch_counts (additive, ADR 0109).
 with
 
 facts as (
     select * from int_journey_stage_facts where not is_final_stage
 ),
 
-journey_touchpoints as (
-    select journey_id, touchpoint_seq, source, event_name from touchpoints
-),
-
-last_before_abandoning as (
-    select facts.stage, facts.stage_order, facts.journey_id, 'abandoned' as outcome_kind,
-        arg_max(journey_touchpoints.source, journey_touchpoints.touchpoint_seq) as source,
-        arg_max(journey_touchpoints.event_name, journey_touchpoints.touchpoint_seq)
-            as event_name
-    from facts
-    inner join journey_touchpoints on journey_touchpoints.journey_id = facts.journey_id
-    where facts.is_abandoned_here
-    group by facts.stage, facts.stage_order, facts.journey_id
-),
-
-last_before_moving_on as (
-    select facts.stage, facts.stage_order, facts.journey_id, 'moved_on' as outcome_kind,
-        journey_touchpoints.source, journey_touchpoints.event_name
-    from facts
-    inner join journey_touchpoints
-        on journey_touchpoints.journey_id = facts.journey_id
-        and journey_touchpoints.touchpoint_seq = facts.next_entered_seq - 1
-    where facts.is_moved_on
-),
-
-last_touches as (
-    select * from last_before_abandoning
-    union all
-    select * from last_before_moving_on
+counted as (
+    select * from int_stage_last_touch_counts
 ),
 
 totals as (
@@ -56,18 +30,6 @@ totals as (
         count(*) filter (where is_moved_on) as moved_on_total
     from facts
     group by stage_order
-),
-
-counted as (
-    select
-        stage,
-        stage_order,
-        source,
-        event_name,
-        count(*) filter (where outcome_kind = 'abandoned') as abandoned_journey_count,
-        count(*) filter (where outcome_kind = 'moved_on') as moved_on_journey_count
-    from last_touches
-    group by stage, stage_order, source, event_name
 ),
 
 final as (
