@@ -391,20 +391,16 @@ def _count_scope(
             f'FROM "{database}".journeys AS j SEMI JOIN temp.{STALING} AS c '
             "ON j.customer_id = c.customer_id"
         )
+        # only the columns the models name (a count has no `select *` to pass through)
         named = set().union(*(_relations(m.sql) for m in models))
         for table in inputs:
-            columns = _columns(con, home, table)
-            if "customer_id" in columns:
-                keep = f"SEMI JOIN temp.{STALING} AS c ON s.customer_id = c.customer_id"
-            elif "journey_id" in columns:
-                keep = "SEMI JOIN temp.night_additive_journeys AS j ON s.journey_id = j.journey_id"
-            else:
-                keep = ""
-            # only the columns the models name (a count has no `select *` to pass through)
-            wanted = ", ".join(f's."{c}"' for c in sorted(columns & named)) or "s.*"
-            con.execute(
-                f'CREATE TABLE {SCOPE}."{table}" AS SELECT {wanted} '
-                f'FROM "{database}"."{table}" AS s {keep}'
+            _copy_input(
+                con,
+                table,
+                database,
+                f"temp.{STALING}",
+                "SELECT journey_id FROM temp.night_additive_journeys",
+                named,
             )
         con.execute(f"USE {SCOPE}")
         warehouse.run_models(con, models)
@@ -566,11 +562,16 @@ def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model], scope: str)
     produced = {m.name for m in models}
     wanted = set().union(*(_relations(m.sql) for m in models)) - produced
     inputs = [t for t in _tables(con, home) if t in wanted]
+    customers = _scope_relation(home, scope)
+    journeys = (
+        f'SELECT t.journey_id FROM "{home}".touchpoints AS t '
+        f"SEMI JOIN {customers} AS c ON t.customer_id = c.customer_id"
+    )  # tonight's journeys of the scope's customers
     con.execute(f"ATTACH ':memory:' AS {SCOPE}")
     try:
         began = time.process_time()
         for table in inputs:
-            _copy_input(con, home, table, scope)
+            _copy_input(con, table, home, customers, journeys)
         log.debug("scoped inputs %s copied: %.2f CPU s", inputs, time.process_time() - began)
         con.execute(f"USE {SCOPE}")
         warehouse.run_models(con, models)
@@ -608,23 +609,29 @@ def _scope_relation(home: str, scope: str) -> str:
     return scope if scope.startswith("temp.") else f'"{home}".{scope}'
 
 
-def _copy_input(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) -> None:
-    """An input of the scoped models: the scope's customers' rows (by customer, or by
-    tonight's journeys of those customers), or whole when it has neither (a config table)."""
-    source = f'"{home}"."{table}"'
-    customers = _scope_relation(home, scope)
-    columns = _columns(con, home, table)
+def _copy_input(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: str,
+    customers: str,
+    journeys: str,
+    named: set[str] | None = None,
+) -> None:
+    """Copy `source`.`table` into the scope catalog: the rows of `customers` (by customer,
+    or by `journeys`, a relation of their journey ids), or whole when it has neither (a
+    config table); only the `named` columns when given."""
+    columns = _columns(con, source, table)
     if "customer_id" in columns:
         keep = f"SEMI JOIN {customers} AS c ON s.customer_id = c.customer_id"
     elif "journey_id" in columns:
-        keep = (
-            f'SEMI JOIN (SELECT t.journey_id FROM "{home}".touchpoints AS t '
-            f"SEMI JOIN {customers} AS c ON t.customer_id = c.customer_id) AS j "
-            "ON s.journey_id = j.journey_id"
-        )
+        keep = f"SEMI JOIN ({journeys}) AS j ON s.journey_id = j.journey_id"
     else:
         keep = ""
-    con.execute(f'CREATE TABLE {SCOPE}."{table}" AS SELECT s.* FROM {source} AS s {keep}')
+    wanted = ", ".join(f's."{c}"' for c in sorted(columns & named)) if named else ""
+    con.execute(
+        f'CREATE TABLE {SCOPE}."{table}" AS SELECT {wanted or "s.*"} '
+        f'FROM "{source}"."{table}" AS s {keep}'
+    )
 
 
 def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) -> None:
