@@ -364,11 +364,7 @@ def _additive_full_reason(
 ) -> str:
     if not_carried:
         return f"{sorted(not_carried)} were not carried forward tonight"
-    staling = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' AND table_name = ?",
-        [STALING],
-    ).fetchone()[0]  # type: ignore[index]
-    if not staling:
+    if STALING not in _tables(con, "temp"):
         return "the as_of-dependent models were rebuilt in full"
     if model.name not in _tables(con, PREVIOUS):
         return "last night's file does not have it"
