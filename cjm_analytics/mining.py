@@ -16,10 +16,10 @@ Inside this module "case" means journey and "activity" means event name or stage
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import accumulate, groupby, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,15 @@ def variant_counts(con: duckdb.DuckDBPyConnection, level: str = "event") -> Vari
         "event": "select event_names, journey_count from variants",
         "stage": "select stage_path, journey_count from stage_variants",
     }[level]
-    return Counter({tuple(path): int(count) for path, count in con.execute(query).fetchall()})
+    # one str object per activity name, not one per step as fetched: pm4py's miner compares
+    # activities millions of times, and equal objects compare by identity first (ADR 0111)
+    names: dict[str, str] = {}
+    return Counter(
+        {
+            tuple([names.setdefault(name, name) for name in path]): int(count)
+            for path, count in con.execute(query).fetchall()
+        }
+    )
 
 
 def dfg_counts(con: duckdb.DuckDBPyConnection, level: str = "event") -> Dfg:
@@ -212,7 +220,7 @@ def discover_tree(variants: Variants, noise_threshold: float = 0.0) -> Any:
         )
     parameters = {"noise_threshold": noise_threshold}
     miner = IMFUVCL(parameters) if noise_threshold > 0 else IMUVCL(parameters)
-    with _fast_uvcl_dfg():
+    with _fast_inductive_miner():
         tree = miner.apply(IMDataStructureUVCL(Counter(variants)), parameters)
     tree = tree_utils.fold(tree)
     tree_utils.tree_sort(tree)
@@ -236,8 +244,11 @@ def uvcl_dfg(log: Variants) -> Any:
     for path, count in log.items():
         if not path:
             continue
-        for pair in pairwise(path):
-            graph[pair] += count
+        if count == 1:  # most variants: counted in C, same keys in the same order
+            graph.update(pairwise(path))
+        else:
+            for pair in pairwise(path):
+                graph[pair] += count
         starts[path[0]] += count
         ends[path[-1]] += count
     for activity in sorted(starts):
@@ -247,17 +258,194 @@ def uvcl_dfg(log: Variants) -> Any:
     return dfg
 
 
-@contextmanager
-def _fast_uvcl_dfg() -> Iterator[None]:
-    """Let pm4py's inductive miner use `uvcl_dfg` for its sub-logs while inside the block."""
+def projected_dfgs(log: Variants) -> Callable[[str], Any]:
+    """For each activity `c`, the DFG pm4py builds of `log` with `c` removed from every trace,
+    from one pass over the variants instead of one projection of the whole log per activity.
+
+    This is what the inductive miner's activity-concurrent fall-through tries, activity by
+    activity (ADR 0111). Removing `c` keeps every other adjacent pair and adds one pair across
+    each maximal run of `c` (a c c b gives a b); a run at either end moves the start or end
+    activity. The graph's keys come in pm4py's order, the order of first occurrence over the
+    projected variants: the earliest variant holding a pair after projection, then its
+    position there. Counts are the sums over the variants; pm4py's projection keeps only
+    the last count of variants that project onto the same trace, but the cuts this is used
+    for read edges and start/end activities, never counts.
+    """
+    from pm4py.objects.dfg.obj import DFG
+
+    # A trace as its runs (a a b -> a b): removing c joins x and y wherever a run of c sits
+    # between them, so the runs (x, c, y) are the pairs removing c adds. Most variants are
+    # journeys seen once: their counts go through Counter.update, and positions are looked
+    # up only in the few variants that bring a pair or run not seen before.
+    first: dict[tuple[str, str], tuple[int, int]] = {}
+    counts: Counter[tuple[str, str]] = Counter()
+    starts: Counter[str] = Counter()
+    ends: Counter[str] = Counter()
+    first_run: dict[tuple[str, str, str], tuple[int, int]] = {}
+    runs: Counter[tuple[str, str, str]] = Counter()
+    start_gains: Counter[tuple[str, str]] = Counter()  # (removed, new start)
+    end_gains: Counter[tuple[str, str]] = Counter()  # (removed, new end)
+    for index, (path, count) in enumerate(log.items()):
+        if not path:
+            continue
+        starts[path[0]] += count
+        ends[path[-1]] += count
+        compact = [activity for activity, _ in groupby(path)]
+        known_pairs, known_runs = len(counts), len(runs)
+        if count == 1:
+            counts.update(pairwise(path))
+            runs.update(zip(compact, compact[1:], compact[2:], strict=False))
+        else:
+            for pair in pairwise(path):
+                counts[pair] += count
+            for run in zip(compact, compact[1:], compact[2:], strict=False):
+                runs[run] += count
+        if len(counts) > known_pairs:  # a pair not seen before: note where
+            for position, pair in enumerate(pairwise(path)):
+                first.setdefault(pair, (index, position))
+        if len(runs) > known_runs:
+            run_ends = list(accumulate(len(tuple(run)) for _, run in groupby(path)))
+            between = zip(compact, compact[1:], compact[2:], strict=False)
+            for position, run in enumerate(between):  # x's last position in the trace
+                first_run.setdefault(run, (index, run_ends[position] - 1))
+        if len(compact) > 1:
+            start_gains[(compact[0], compact[1])] += count
+            end_gains[(compact[-1], compact[-2])] += count
+    bridges: dict[str, dict[tuple[str, str], tuple[int, tuple[int, int]]]] = {}
+    for (before, removed, after), count in runs.items():  # one run per (removed, pair)
+        bridges.setdefault(removed, {})[(before, after)] = (
+            count,
+            first_run[(before, removed, after)],
+        )
+
+    def without(removed: str) -> Any:
+        across = bridges.get(removed, {})
+        entries = []
+        for pair, seen in first.items():
+            if removed in pair:
+                continue
+            bridge = across.get(pair)
+            if bridge is None:
+                entries.append((seen, pair, counts[pair]))
+            else:
+                entries.append((min(seen, bridge[1]), pair, counts[pair] + bridge[0]))
+        entries += [(b[1], pair, b[0]) for pair, b in across.items() if pair not in first]
+        entries.sort(key=lambda entry: entry[0])  # positions are unique per pair
+        dfg = DFG()
+        for _, pair, count in entries:
+            dfg.graph[pair] = count
+        for source, target, gains in (
+            (starts, dfg.start_activities, start_gains),
+            (ends, dfg.end_activities, end_gains),
+        ):
+            kept = Counter({a: n for a, n in source.items() if a != removed})
+            kept.update({a: n for (r, a), n in gains.items() if r == removed})
+            for activity in sorted(kept):
+                target[activity] = kept[activity]
+        return dfg
+
+    return without
+
+
+def concurrent_activity_candidate(
+    obj: Any, parameters: dict[str, Any] | None = None
+) -> tuple[str, Callable[[str], Any]] | None:
+    """pm4py's `ActivityConcurrentUVCL._get_candidate` without multiprocessing: the first
+    activity, in sorted order, whose removal leaves a log on which one of the IM cuts holds;
+    returned with the `projected_dfgs` of the log.
+
+    pm4py projects the whole log once per activity tried and runs each cut, projection
+    included; only whether a cut holds is used. Here the DFG of each projection comes from
+    `projected_dfgs` and only the cuts' `holds` runs (every cut's `apply` is `holds` then
+    `project`, and `project` never turns a holding cut into None). The sub-log is left
+    empty: a cut that read it instead of the DFG would fail the tests, not pass silently.
+    """
+    from pm4py.algo.discovery.inductive.cuts.factory import CutFactory
+    from pm4py.algo.discovery.inductive.dtypes.im_ds import IMDataStructureUVCL
+    from pm4py.algo.discovery.inductive.variants.instances import IMInstance
     from pm4py.util.compression import util as compression
 
-    original = compression.discover_dfg_uvcl
+    log = obj.data_structure
+    candidates = sorted(compression.get_alphabet(log))
+    if not candidates:
+        return None
+    without = projected_dfgs(log)
+    for candidate in candidates:
+        projected = IMDataStructureUVCL(Counter(), dfg=without(candidate))
+        for cut in CutFactory.get_cuts(projected, IMInstance.IM, parameters=parameters):
+            if cut.holds(projected, parameters) is not None:
+                return candidate, without
+    return None
+
+
+def split_concurrent_activity(obj: Any, parameters: dict[str, Any] | None = None) -> Any:
+    """pm4py's `ActivityConcurrentUVCL.apply` without multiprocessing: the activity found by
+    `concurrent_activity_candidate` in parallel with the rest of the log.
+
+    The same two sub-logs, built in one pass with summed counts and pm4py's key order; the
+    rest's DFG is the candidate's projected DFG, which equals the one pm4py computes from
+    it (these counts are sums too), so it is not computed a second time.
+    """
+    from pm4py.algo.discovery.inductive.dtypes.im_ds import IMDataStructureUVCL
+    from pm4py.objects.process_tree.obj import Operator, ProcessTree
+
+    found = concurrent_activity_candidate(obj, parameters)
+    if found is None:
+        return None
+    candidate, without = found
+    alone: Counter[tuple[str, ...]] = Counter()
+    rest: Counter[tuple[str, ...]] = Counter()
+    for path, count in obj.data_structure.items():
+        if candidate in path:
+            alone[(candidate,) * path.count(candidate)] += count
+            rest[tuple(a for a in path if a != candidate)] += count
+        else:
+            alone[()] += count
+            rest[path] += count
+    return ProcessTree(operator=Operator.PARALLEL), [
+        IMDataStructureUVCL(alone),
+        IMDataStructureUVCL(rest, dfg=without(candidate)),
+    ]
+
+
+@contextmanager
+def _fast_inductive_miner() -> Iterator[None]:
+    """Inside the block, pm4py's inductive miner computes the DFG of each sub-log with
+    `uvcl_dfg`, and its activity-concurrent fall-through runs `split_concurrent_activity`
+    (same answers, ADRs 0076 and 0111). Left as they are: pm4py's multiprocessing path, and
+    the subclasses that inherit `apply` with a `_get_candidate` of their own (the
+    activity-once-per-trace fall-through)."""
+    from pm4py.algo.discovery.inductive.fall_through.activity_concurrent import (
+        ActivityConcurrentUVCL as Fallthrough,
+    )
+    from pm4py.util.compression import util as compression
+
+    original_dfg = compression.discover_dfg_uvcl
+    original_candidate = Fallthrough.__dict__["_get_candidate"]
+    original_apply = Fallthrough.__dict__["apply"]
+
+    def candidate(cls: Any, obj: Any, pool: Any, manager: Any, parameters: Any = None) -> Any:
+        if cls is not Fallthrough or (pool is not None and manager is not None):
+            return original_candidate.__func__(cls, obj, pool, manager, parameters)
+        found = concurrent_activity_candidate(obj, parameters)
+        return None if found is None else found[0]
+
+    def apply(
+        cls: Any, obj: Any, pool: Any = None, manager: Any = None, parameters: Any = None
+    ) -> Any:
+        if cls is not Fallthrough or (pool is not None and manager is not None):
+            return original_apply.__func__(cls, obj, pool, manager, parameters)
+        return split_concurrent_activity(obj, parameters)
+
     compression.discover_dfg_uvcl = uvcl_dfg
+    Fallthrough._get_candidate = classmethod(candidate)  # type: ignore[method-assign,assignment]
+    Fallthrough.apply = classmethod(apply)  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        compression.discover_dfg_uvcl = original
+        compression.discover_dfg_uvcl = original_dfg
+        Fallthrough._get_candidate = original_candidate  # type: ignore[method-assign]
+        Fallthrough.apply = original_apply  # type: ignore[method-assign]
 
 
 def window_counts(variants: Variants) -> tuple[Dfg, dict[tuple[str, str, str], int]]:
@@ -269,6 +457,10 @@ def window_counts(variants: Variants) -> tuple[Dfg, dict[tuple[str, str, str], i
     window_two: Counter[tuple[str, str]] = Counter()
     triples: Counter[tuple[str, str, str]] = Counter()
     for path, count in variants.items():
+        if count == 1:  # most variants: counted in C, same keys in the same order
+            window_two.update(zip(path, path[2:], strict=False))
+            triples.update(zip(path, path[1:], path[2:], strict=False))
+            continue
         for first, middle, last in zip(path, path[1:], path[2:], strict=False):
             window_two[(first, last)] += count
             triples[(first, middle, last)] += count
