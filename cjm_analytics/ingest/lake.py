@@ -4,6 +4,7 @@ Layout (see docs/adr/0006-lake-and-manifest.md):
 
     <lake>/events/source=<name>/event_date=<YYYY-MM-DD>/part-<sha256[:16]>-<i>.parquet
     <lake>/state.duckdb    ingest_files, lake_files, loaded_event_ids, ingest_rejects,
+                           file_hashes (input files' stat cache),
                            identity_map, identity_customers (cjm_analytics/identity)
 
 A file's Parquet parts are written first; then one transaction records the file in the
@@ -14,8 +15,12 @@ names); a kill after it leaves a finished file that the rerun skips.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -62,7 +67,21 @@ _STATE_TABLES: dict[str, dict[str, str]] = {
     },
     "loaded_event_ids": {"source": "VARCHAR", "event_id": "VARCHAR", "source_file": "VARCHAR"},
     "ingest_rejects": REJECT_COLUMNS,
+    # the stat cache of input files' content hashes (file_sha256, ADR 0112)
+    "file_hashes": {
+        "path": "VARCHAR",
+        "device": "UBIGINT",
+        "inode": "UBIGINT",
+        "size_bytes": "BIGINT",
+        "mtime_ns": "BIGINT",
+        "ctime_ns": "BIGINT",
+        "sha256": "VARCHAR",
+        "hashed_at_ns": "BIGINT",
+    },
 }
+#: A file changed less than this long before it was hashed is not cached: a later write
+#: in the same timestamp tick would leave its times as they were (git's "racy" files).
+RACY_NANOSECONDS = 2_000_000_000
 
 
 def state_path(cfg: JourneyConfig) -> Path:
@@ -104,6 +123,54 @@ def first_ingested(state_file: Path) -> dict[tuple[str, str], datetime]:
             "GROUP BY source, sha256"
         ).fetchall()
     return {(source, sha): at for source, sha, at in rows}
+
+
+def _stat_key(path: Path, stat: os.stat_result) -> list[Any]:
+    return [
+        str(path.absolute()),
+        stat.st_dev,
+        stat.st_ino,
+        stat.st_size,
+        stat.st_mtime_ns,
+        stat.st_ctime_ns,
+    ]
+
+
+def file_sha256(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """The sha256 of a file's content, read again only when the file may have changed.
+
+    The state keeps each file's hash with its device, inode, size, modification and change
+    times when it was hashed (like git's index, rsync's quick check plus the change time,
+    which no tool can set back). A file whose stat is unchanged is not read again: a night
+    no longer reads every old input file in full only to learn that it is already loaded.
+    A file written to during the read, or less than `RACY_NANOSECONDS` before it, is
+    hashed but not cached. `--full-rebuild` starts a new state, so it reads every file.
+    """
+    before = path.stat()
+    key = _stat_key(path, before)
+    known = con.execute(
+        "SELECT sha256 FROM file_hashes WHERE path = ? AND device = ? AND inode = ? "
+        "AND size_bytes = ? AND mtime_ns = ? AND ctime_ns = ?",
+        key,
+    ).fetchone()
+    if known is not None:
+        return str(known[0])
+    started = time.time_ns()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    sha256 = digest.hexdigest()
+    after = path.stat()
+    settled = max(after.st_mtime_ns, after.st_ctime_ns) < started - RACY_NANOSECONDS
+    if _stat_key(path, after) == key and settled:
+        con.execute("BEGIN")
+        con.execute("DELETE FROM file_hashes WHERE path = ?", key[:1])
+        con.execute(
+            "INSERT INTO file_hashes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [*key, sha256, started]
+        )
+        con.execute("COMMIT")
+    return sha256
 
 
 def is_loaded(con: duckdb.DuckDBPyConnection, source: str, sha256: str) -> str | None:

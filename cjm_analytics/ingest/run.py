@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import hashlib
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -98,7 +97,7 @@ def ingest(
     try:
         for name, source in cfg.sources.items():
             for path in find_files(cfg, source):
-                sha = file_sha256(path)
+                sha = lake.file_sha256(con, path)
                 file_as_of = _first_ingested(first_ingested, name, sha, as_of)
                 results.append(_ingest_file(con, cfg, name, source, path, file_as_of, salt, sha))
     finally:
@@ -120,14 +119,6 @@ def find_files(cfg: JourneyConfig, source: SourceConfig) -> list[Path]:
     """The files a source's glob matches (relative to journey.yaml), in name order."""
     pattern = str(cfg.resolve(source.path))
     return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _display_path(cfg: JourneyConfig, path: Path) -> str:
