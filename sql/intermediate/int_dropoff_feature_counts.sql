@@ -18,20 +18,23 @@
 --   become thousands of tests).
 -- Counts: abandoned_with / moved_on_with = journeys with the feature that abandoned at k /
 --   moved on; abandoned_total / moved_on_total = the whole population at k.
--- Cost (ADR 0076, 0106, 0109): the counts are int_stage_feature_counts (every feature and
---   page, additive: the incremental night updates it instead of recounting); here each
+-- Cost (ADR 0076, 0106, 0109): the counts and totals are int_stage_feature_counts (every
+--   feature and page, additive: the incremental night updates it instead of recounting;
+--   the population is defined there, its totals are the rows with no feature); here each
 --   stage keeps its 50 most frequent pages (only pages at or above a stage's 50th highest
 --   count are ranked) and the features held by enough journeys.
 with
 
-facts as (
-    select stage, stage_order, is_abandoned_here, is_moved_on
-    from int_journey_stage_facts
-    where not is_final_stage and is_entry_observed and (is_moved_on or is_abandoned_here)
+counts as (
+    select * from int_stage_feature_counts
 ),
 
 feature_counts as (
-    select * from int_stage_feature_counts
+    select * from counts where feature_kind is not null
+),
+
+stages as (
+    select stage, stage_order from stage_definitions
 ),
 
 page_counts as (
@@ -71,13 +74,15 @@ kept_counts as (
 ),
 
 totals as (
+    -- the population's rows of int_stage_feature_counts (feature_kind NULL)
     select
-        stage,
-        stage_order,
-        count(*) filter (where is_abandoned_here) as abandoned_total,
-        count(*) filter (where is_moved_on) as moved_on_total
-    from facts
-    group by stage, stage_order
+        stages.stage,
+        counts.stage_order,
+        counts.abandoned_with as abandoned_total,
+        counts.moved_on_with as moved_on_total
+    from counts
+    inner join stages on stages.stage_order = counts.stage_order
+    where counts.feature_kind is null
 ),
 
 final as (

@@ -2,10 +2,14 @@
 -- population held each feature, by outcome; the additive half of int_dropoff_feature_counts.
 --
 -- Grain: one row per (non-final stage, feature_kind, feature_value) held by at least one
---   journey of the stage's population. Key: (stage_order, feature_kind, feature_value).
+--   journey of the stage's population, plus one row per non-final stage with a population
+--   whose feature_kind and feature_value are NULL: the whole population (no feature).
+--   Key: (stage_order, feature_kind, feature_value).
 -- Population, features and "held at k": as int_dropoff_feature_counts defines them; every
---   page is counted here (that model keeps each stage's 50 most frequent).
--- abandoned_with / moved_on_with: journeys with the feature that abandoned at k / moved on.
+--   page is counted here (that model keeps each stage's 50 most frequent). The population
+--   is defined here only: int_dropoff_feature_counts reads its totals from the NULL rows.
+-- abandoned_with / moved_on_with: journeys with the feature that abandoned at k / moved on
+--   (on the NULL rows: every journey of the population that abandoned / moved on).
 -- Additive (ADR 0109): each row is a sum over journeys of per-journey counts and exists
 --   exactly when a count is not zero, so the incremental night updates it by the counts of
 --   the customers it recomputes, tonight's minus last night's
@@ -45,11 +49,19 @@ segment_features as (
         and entry_segments.stage_order = facts.stage_order
 ),
 
+population as (
+    -- one row per (journey, stage) with no feature: the totals
+    select stage_order, null::varchar as feature_kind, null::varchar as feature_value,
+        is_abandoned_here, is_moved_on
+    from facts
+),
 journey_features as (
     -- one row per (journey, stage, feature): the kinds never overlap and each part is unique
     select * from segment_features
     union all
     select * from touch_features
+    union all
+    select * from population
 ),
 
 final as (
