@@ -275,7 +275,9 @@ def load_lake(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
                 ).fetchall()
             ]
     con.execute("BEGIN")
-    _create_stg_events(con, [path for _, _, path in parts])
+    # every part of one input file is written at once, with one schema: one footer per file
+    one_per_file = {(source, sha256): path for source, sha256, path in parts}
+    _create_stg_events(con, [path for _, _, path in parts], list(one_per_file.values()))
     _write_event_parts(con, parts)
     for name, columns_spec in (
         ("ingest_files", INGEST_FILE_COLUMNS),
@@ -291,7 +293,9 @@ def load_lake(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
     con.execute("COMMIT")
 
 
-def _create_stg_events(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+def _create_stg_events(
+    con: duckdb.DuckDBPyConnection, paths: list[str], schema_paths: list[str]
+) -> None:
     """`stg_events` as a VIEW over the manifest's Parquet parts (ADR 0090): the wide event
     table is written once, as `events`, by identity.stitch (which then points this view at
     `events`, as a full rebuild renames the lake); not copied here first."""
@@ -301,19 +305,26 @@ def _create_stg_events(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None
     ).fetchall()
     if kind:
         con.execute("DROP VIEW stg_events" if kind[0][0] == "VIEW" else "DROP TABLE stg_events")
-    con.execute(f"CREATE VIEW stg_events AS {parts_select_sql(con, paths)}")
+    con.execute(f"CREATE VIEW stg_events AS {parts_select_sql(con, paths, schema_paths)}")
 
 
-def parts_select_sql(con: duckdb.DuckDBPyConnection, paths: list[str]) -> str:
+def parts_select_sql(
+    con: duckdb.DuckDBPyConnection, paths: list[str], schema_paths: list[str] | None = None
+) -> str:
     """A SELECT of the lake event columns (LAKE_EVENT_COLUMNS, in order) from these Parquet
-    parts, read in the order given; with no parts, a SELECT of no rows."""
+    parts, read in the order given; with no parts, a SELECT of no rows. The columns stored
+    are read from the footers of `schema_paths` (default: every part), which must cover
+    every schema among the parts: at 10M the lake has about 4,000 parts from 32 files."""
     if not paths:
         columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in LAKE_EVENT_COLUMNS.items())
         return f"SELECT {columns} WHERE false"
     # a column added to the contract later (source_event_seq, ADR 0063) is NULL in the
     # parts written before it
     stored = {
-        r[0] for r in con.execute("SELECT DISTINCT name FROM parquet_schema(?)", [paths]).fetchall()
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT name FROM parquet_schema(?)", [schema_paths or paths]
+        ).fetchall()
     }
     columns = ", ".join(
         f"CAST({c if c in stored else 'NULL'} AS {t}) AS {c}" for c, t in LAKE_EVENT_COLUMNS.items()

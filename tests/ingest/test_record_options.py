@@ -192,6 +192,33 @@ def test_a_lake_written_before_source_event_seq_still_loads(lake):
     assert got == [("open", 1, None)]
 
 
+def test_a_lake_of_old_and_new_files_reads_each_files_columns(lake):
+    # load_lake reads the stored columns from one part per input file: an old file's parts
+    # lack source_event_seq, a new file's have it, and both must be read
+    lake.write(
+        "raw/a.csv", "case,activity,at\nc1,open,2024-01-01 10:00:00\nc1,x,2024-01-02 10:00:00\n"
+    )
+    log = {
+        "path": "raw/*.csv", "format": "csv", "channel": "crm", "timezone": "UTC",
+        "columns": {"event_name": "activity", "event_at": "at"}, "identifiers": {"case": "case"},
+    }  # fmt: skip
+    cfg = lake.config({"log": log})
+    lake.ingest(cfg)
+    old_parts = list(cfg.lake_dir.rglob("*.parquet"))
+    assert len(old_parts) == 2  # one per event date
+    for part in old_parts:
+        pq.write_table(pq.read_table(part).drop_columns(["source_event_seq"]), part)
+    lake.write(
+        "raw/b.csv", "case,activity,at\nc2,open,2024-01-03 10:00:00\nc2,y,2024-01-04 10:00:00\n"
+    )
+    lake.ingest(cfg)
+    got = rows(
+        lake.warehouse(cfg),
+        "SELECT event_name, source_event_seq FROM stg_events ORDER BY event_at",
+    )
+    assert got == [("open", None), ("x", None), ("open", 0), ("y", 0)]
+
+
 def test_exploded_elements_can_be_wide_records_too(lake):
     # each element (a ticket step) gives two events; seq = (element - 1) * 2 + event place
     line = {"case": "t1", "steps": [
