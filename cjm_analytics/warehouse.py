@@ -205,7 +205,9 @@ def publish(built: Path, target: Path, keep_previous: bool = True) -> Path:
     """Atomically replace `target` by the finished file `built` (same folder, closed).
 
     Readers holding the old file open keep their snapshot; new connections see the new
-    night. The previous file is kept as `<target>.previous` for rollback.
+    night. The previous file is kept as `<target>.previous` for rollback: a second name
+    (hard link) of the old file, not a copy; nothing writes to a published file, so the two
+    names can share it. Where hard links are refused, it is copied.
     """
     built, target = Path(built), Path(target)
     if not built.is_file():
@@ -216,7 +218,12 @@ def publish(built: Path, target: Path, keep_previous: bool = True) -> Path:
         stale_wal.unlink()
     if keep_previous and target.exists():
         previous = target.with_name(target.name + ".previous")
-        shutil.copy2(target, previous.with_name(previous.name + ".tmp"))
-        os.replace(previous.with_name(previous.name + ".tmp"), previous)
+        staged = previous.with_name(previous.name + ".tmp")
+        staged.unlink(missing_ok=True)
+        try:
+            os.link(target, staged)
+        except OSError:  # a file system without hard links
+            shutil.copy2(target, staged)
+        os.replace(staged, previous)
     os.replace(built, target)
     return target

@@ -115,6 +115,7 @@ def test_analyst_session_keeps_last_night_while_the_run_publishes(
     cfg = tiny_config(tmp_path)
     fake_steps(monkeypatch, "night 1")
     pipeline.run_night(cfg)
+    night_1_inode = cfg.warehouse_path.stat().st_ino
     analyst = subprocess.Popen(
         [sys.executable, "-c", ANALYST, str(cfg.warehouse_path)],
         stdin=subprocess.PIPE,
@@ -137,6 +138,9 @@ def test_analyst_session_keeps_last_night_while_the_run_publishes(
     previous = cfg.warehouse_path.with_name("cjm.duckdb.previous")
     with warehouse.connection(previous, read_only=True) as con:
         assert con.execute("SELECT night FROM night_marker").fetchone()[0] == "night 1"  # type: ignore[index]
+    # last night's file under its second name, not a copy of it
+    assert previous.stat().st_ino == night_1_inode
+    assert cfg.warehouse_path.stat().st_ino != night_1_inode
 
 
 @pytest.mark.parametrize("fail_at", ["ingest", "build", "mining"])
