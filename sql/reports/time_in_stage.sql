@@ -1,5 +1,5 @@
 -- Report data: time in stage of journeys that moved on (first touchpoint of a stage to the
--- first touchpoint of the next stage they reached), at most ? journeys per stage (a fixed
+-- first touchpoint of the next stage they reached), at most $1 journeys per stage (a fixed
 -- hash sample). Open journeys are censored and not shown here: the Kaplan-Meier median of
 -- stage_funnel is the number to quote. One row per journey and stage; key (journey_id, stage).
 with
@@ -34,10 +34,17 @@ durations as (
     where next_entered_at is not null and next_entered_at >= entered_at
 ),
 
-final as (
-    select *
+sampled as (
+    -- the $1 journeys of each stage with the smallest (hash, journey_id): a bounded heap per
+    -- stage, not a sort of all its journeys (min_by needs n >= 1: $1 = 0 keeps no row)
+    select unnest(min_by(durations, (hash(journey_id), journey_id), greatest($1, 1))) as picked
     from durations
-    qualify row_number() over (partition by stage order by hash(journey_id), journey_id) <= ?
+    where $1 > 0
+    group by stage
+),
+
+final as (
+    select unnest(picked) from sampled
 )
 
 select * from final order by stage_order, journey_id
