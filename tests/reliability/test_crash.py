@@ -59,7 +59,7 @@ FIRST_NIGHT = [
 ]
 LATER_NIGHTS = [
     kill("ingest: first new file committed", f"{LAKE}:commit_file", "old"),
-    kill("publish: old night copied to .previous", "shutil:copy2", "old", match=".previous"),
+    kill("publish: old night linked as .previous", "os:link", "old", match=".previous"),
     kill("full rebuild: ingest into the new lake", f"{LAKE}:commit_file", "old", nth=2, full_rebuild=True),
     kill("full rebuild: lake moved to .previous, new lake not in place", "pathlib:Path.rename", "new",
          match=".previous", full_rebuild=True),
