@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -174,18 +175,24 @@ def test_explode_is_for_json_lines_only(tmp_path):
         parse_config({"sources": {"web": source}}, tmp_path)
 
 
+CASE_LOG = {
+    "path": "raw/*.csv", "format": "csv", "channel": "crm", "timezone": "UTC",
+    "columns": {"event_name": "activity", "event_at": "at"}, "identifiers": {"case": "case"},
+}  # fmt: skip
+
+
+def _written_before_source_event_seq(parts: list[Path]) -> None:
+    """Rewrite lake parts as a version before ADR 0063 wrote them."""
+    assert parts
+    for part in parts:
+        pq.write_table(pq.read_table(part).drop_columns(["source_event_seq"]), part)
+
+
 def test_a_lake_written_before_source_event_seq_still_loads(lake):
     lake.write("raw/a.csv", "case,activity,at\nc1,open,2024-01-01 10:00:00\n")
-    log = {
-        "path": "raw/*.csv", "format": "csv", "channel": "crm", "timezone": "UTC",
-        "columns": {"event_name": "activity", "event_at": "at"}, "identifiers": {"case": "case"},
-    }  # fmt: skip
-    cfg = lake.config({"log": log})
+    cfg = lake.config({"log": CASE_LOG})
     lake.ingest(cfg)
-    parts = list(cfg.lake_dir.rglob("*.parquet"))
-    assert parts
-    for part in parts:  # as an older version wrote them
-        pq.write_table(pq.read_table(part).drop_columns(["source_event_seq"]), part)
+    _written_before_source_event_seq(list(cfg.lake_dir.rglob("*.parquet")))
     got = rows(
         lake.warehouse(cfg), "SELECT event_name, source_row, source_event_seq FROM stg_events"
     )
@@ -198,16 +205,11 @@ def test_a_lake_of_old_and_new_files_reads_each_files_columns(lake):
     lake.write(
         "raw/a.csv", "case,activity,at\nc1,open,2024-01-01 10:00:00\nc1,x,2024-01-02 10:00:00\n"
     )
-    log = {
-        "path": "raw/*.csv", "format": "csv", "channel": "crm", "timezone": "UTC",
-        "columns": {"event_name": "activity", "event_at": "at"}, "identifiers": {"case": "case"},
-    }  # fmt: skip
-    cfg = lake.config({"log": log})
+    cfg = lake.config({"log": CASE_LOG})
     lake.ingest(cfg)
     old_parts = list(cfg.lake_dir.rglob("*.parquet"))
     assert len(old_parts) == 2  # one per event date
-    for part in old_parts:
-        pq.write_table(pq.read_table(part).drop_columns(["source_event_seq"]), part)
+    _written_before_source_event_seq(old_parts)
     lake.write(
         "raw/b.csv", "case,activity,at\nc2,open,2024-01-03 10:00:00\nc2,y,2024-01-04 10:00:00\n"
     )
