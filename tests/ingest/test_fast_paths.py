@@ -2,7 +2,8 @@
 
 - `split_lines`: a valid UTF-8 file is split by Arrow; the same bytes through the old
   line-by-line Python decode give the same rows (BOM, CRLF, stray CR, blank lines, no final
-  newline); a file with a bad byte still names that line and its byte offset.
+  newline); a file with a bad byte still names that line and its byte offset; Arrow's cast
+  to string accepts exactly the bytes Python's UTF-8 codec accepts (it is the check).
 - the JSONL parse (`json_valid`, one `json_extract_string`, types only where a value could
   be nested) against the previous SQL (three parses per line), kept below as the oracle.
 - `normalize.trimmed(x)` against DuckDB's `trim(x)`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -137,6 +139,28 @@ def test_arrow_split_equals_line_by_line_decode(lines, bom, final_newline):
     slow, slow_bad = _split_lines_by_line(encoded.removeprefix(b"\xef\xbb\xbf"))
     assert fast.to_pylist() == slow.to_pylist()
     assert fast_bad.num_rows == slow_bad.num_rows == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=24),
+        st.text(max_size=12).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    )
+)
+def test_arrow_accepts_exactly_what_pythons_utf8_codec_accepts(data: bytes) -> None:
+    # split_lines lets Arrow's cast to string decide whether a file is valid UTF-8
+    try:
+        data.decode("utf-8")
+        python_accepts = True
+    except UnicodeDecodeError:
+        python_accepts = False
+    try:
+        pa.array([data], pa.large_binary()).cast(pa.large_string())
+        arrow_accepts = True
+    except pa.ArrowInvalid:
+        arrow_accepts = False
+    assert arrow_accepts == python_accepts
 
 
 def split_lines_bytes(data: bytes):
