@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -387,8 +389,7 @@ def _count_scope(
             f'FROM "{database}".journeys AS j SEMI JOIN temp.{STALING} AS c '
             "ON j.customer_id = c.customer_id"
         )
-        # only the columns the models name (a count has no `select *` to pass through)
-        named = set().union(*(_relations(m.sql) for m in models))
+        read = _read_columns(con, models, inputs)
         for table in inputs:
             _copy_input(
                 con,
@@ -396,7 +397,7 @@ def _count_scope(
                 database,
                 f"temp.{STALING}",
                 "SELECT journey_id FROM temp.night_additive_journeys",
-                named,
+                read[table],
             )
         con.execute(f"USE {SCOPE}")
         warehouse.run_models(con, models)
@@ -563,12 +564,17 @@ def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model], scope: str)
         f'SELECT t.journey_id FROM "{home}".touchpoints AS t '
         f"SEMI JOIN {customers} AS c ON t.customer_id = c.customer_id"
     )  # tonight's journeys of the scope's customers
+    read = _read_columns(con, models, inputs)
     con.execute(f"ATTACH ':memory:' AS {SCOPE}")
     try:
         began = time.process_time()
         for table in inputs:
-            _copy_input(con, table, home, customers, journeys)
-        log.debug("scoped inputs %s copied: %.2f CPU s", inputs, time.process_time() - began)
+            _copy_input(con, table, home, customers, journeys, read[table])
+        log.debug(
+            "scoped inputs copied (columns read): %s: %.2f CPU s",
+            {t: len(read[t]) for t in inputs},
+            time.process_time() - began,
+        )
         con.execute(f"USE {SCOPE}")
         warehouse.run_models(con, models)
         con.execute(f'USE "{home}"')
@@ -601,8 +607,62 @@ def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> set[s
     }
 
 
+def _typed_columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> dict[str, str]:
+    return dict(
+        con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
+            "AND table_name = ?",
+            [database, table],
+        ).fetchall()
+    )
+
+
 def _scope_relation(home: str, scope: str) -> str:
     return scope if scope.startswith("temp.") else f'"{home}".{scope}'
+
+
+def _read_columns(
+    con: duckdb.DuckDBPyConnection, models: list[Model], tables: list[str]
+) -> dict[str, set[str]]:
+    """The columns of each of `tables` that `models` read, so that a scope copy carries only
+    those (ADR 0114): every column the SQL names (the binder needs them all), and every
+    column DuckDB's plan scans, which adds those a `*` brings in without a name (a `*` that
+    reaches the result, `DISTINCT *`, `COLUMNS(...)`). Planned on this database's tables,
+    which have the scope's columns. Every column of a table whose plan cannot be read."""
+    home = _home(con)
+    named = set().union(*(_relations(m.sql) for m in models))
+    columns = {t: _columns(con, home, t) for t in tables}
+    read = {t: {c for c in columns[t] if c.lower() in named} for t in tables}
+    for model in models:
+        try:
+            plan = con.execute(f"EXPLAIN (FORMAT json) {model.sql}").fetchall()
+            nodes = list(_plan_nodes(json.loads(plan[0][1])))
+        except (duckdb.Error, ValueError, IndexError) as exc:
+            log.warning("cannot plan %s (%s): its inputs are copied whole", model.name, exc)
+            return columns
+        for info in (node.get("extra_info") or {} for node in nodes):
+            if not isinstance(info, dict):
+                continue
+            name = str(info.get("Table", "")).split(".")  # catalog.schema.table
+            catalog, table = name[0], name[-1]
+            if len(name) < 2 or catalog != home or table not in read:
+                continue
+            for key in ("Projections", "Filters"):
+                value = info.get(key, [])
+                text = " ".join(value) if isinstance(value, list) else str(value)
+                mentioned = _relations(text)
+                read[table] |= {c for c in columns[table] if c.lower() in mentioned}
+    return read
+
+
+def _plan_nodes(plan: object) -> Iterator[dict[str, object]]:
+    """Every operator of an `EXPLAIN (FORMAT json)` plan."""
+    if isinstance(plan, list):
+        for item in plan:
+            yield from _plan_nodes(item)
+    elif isinstance(plan, dict):
+        yield plan
+        yield from _plan_nodes(plan.get("children", []))
 
 
 def _copy_input(
@@ -611,11 +671,11 @@ def _copy_input(
     source: str,
     customers: str,
     journeys: str,
-    named: set[str] | None = None,
+    read: set[str],
 ) -> None:
-    """Copy `source`.`table` into the scope catalog: the rows of `customers` (by customer,
-    or by `journeys`, a relation of their journey ids), or whole when it has neither (a
-    config table); only the `named` columns when given."""
+    """Copy the `read` columns of `source`.`table` into the scope catalog: the rows of
+    `customers` (by customer, or by `journeys`, a relation of their journey ids), or all
+    rows when it has neither (a config table)."""
     columns = _columns(con, source, table)
     if "customer_id" in columns:
         keep = f"SEMI JOIN {customers} AS c ON s.customer_id = c.customer_id"
@@ -623,11 +683,25 @@ def _copy_input(
         keep = f"SEMI JOIN ({journeys}) AS j ON s.journey_id = j.journey_id"
     else:
         keep = ""
-    wanted = ", ".join(f's."{c}"' for c in sorted(columns & named)) if named else ""
+    # a model may read none of a table's columns (count(*)): keep one so the table exists
+    wanted = sorted(columns & read) or sorted(columns)[:1]
+    began = time.perf_counter()
     con.execute(
-        f'CREATE TABLE {SCOPE}."{table}" AS SELECT {wanted or "s.*"} '
+        f'CREATE TABLE {SCOPE}."{table}" AS SELECT {", ".join(f"s.{_quoted(c)}" for c in wanted)} '
         f'FROM "{source}"."{table}" AS s {keep}'
     )
+    log.debug(
+        "copied %s.%s (%d of %d columns) into the scope: %.2f s",
+        source,
+        table,
+        len(wanted),
+        len(columns),
+        time.perf_counter() - began,
+    )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) -> None:
@@ -640,6 +714,13 @@ def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) ->
         )
     customers = _scope_relation(home, scope)
     columns = _columns(con, SCOPE, table)
+    recomputed, carried = _typed_columns(con, SCOPE, table), _typed_columns(con, home, table)
+    if recomputed != carried:
+        raise warehouse.WarehouseError(
+            f"per-customer model {table} recomputed for the scope has columns {recomputed}, "
+            f"last night's table {carried}: a scope copy lacked a column the model reads "
+            "(cjm_analytics.incremental._read_columns)"
+        )
     if "customer_id" in columns:
         stale = f"customer_id IN (SELECT customer_id FROM {customers})"
     elif "journey_id" in columns:
@@ -657,10 +738,18 @@ def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) ->
             f"per-customer model {table} has no customer_id, journey_id or (source, event_id) "
             "to be carried forward by; remove it from incremental.SCOPED_MODELS"
         )
+    began = time.perf_counter()
     con.execute("BEGIN")
     con.execute(f'DELETE FROM "{home}"."{table}" WHERE {stale}')
+    deleted = time.perf_counter()
     con.execute(f'INSERT INTO "{home}"."{table}" BY NAME SELECT * FROM {SCOPE}."{table}"')
     con.execute("COMMIT")
+    log.debug(
+        "merged %s: delete %.2f s, insert %.2f s",
+        table,
+        deleted - began,
+        time.perf_counter() - deleted,
+    )
 
 
 def start_build(published: Path, build: Path) -> None:

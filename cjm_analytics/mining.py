@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import accumulate, groupby, pairwise
@@ -100,11 +101,26 @@ def build_mining(
     tables = incremental.run_models(con, mining_models(LOG_MODELS), previous)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = discover_journey_models(con, cfg.mining, out_dir)
     log_fitness = replay_designed_journey(con, cfg, previous is not None)
+    # pm4py's discovery is Python on one core: the conformance models (SQL on DuckDB's
+    # threads) run beside it, each thread on a connection of its own (ADR 0115). Nothing
+    # else imports while it runs (two threads importing pm4py can deadlock on its modules).
+    cursor = con.cursor()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cjm-discovery") as pool:
+        discovering = pool.submit(_discover_on, cursor, cfg.mining, out_dir)
+        tables += run_models(con, mining_models(CONFORMANCE_MODELS))
+        files, edges = discovering.result()
+    _write_table(con, "discovered_model_edges", edges, _MODEL_EDGE_SCHEMA)
     tables += ["discovered_model_edges", "stage_variant_fitness"]
-    tables += run_models(con, mining_models(CONFORMANCE_MODELS))
     return _summary(con, tables, files, log_fitness)
+
+
+def _discover_on(
+    cursor: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
+) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
+    """`discover_models` on `cursor` (a connection for this thread alone), then closed."""
+    with cursor:
+        return discover_models(cursor, settings, out_dir)
 
 
 def _require_tables(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
@@ -500,6 +516,15 @@ def discover_journey_models(
     `<level>_heuristics_net.pnml` into `out_dir`, and all their edges into the table
     `discovered_model_edges`. Returns the files written.
     """
+    files, edges = discover_models(con, settings, out_dir)
+    _write_table(con, "discovered_model_edges", edges, _MODEL_EDGE_SCHEMA)
+    return files
+
+
+def discover_models(
+    con: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
+) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
+    """`discover_journey_models` without writing the table: (files written, edge rows)."""
     import pm4py
 
     files: list[Path] = []
@@ -526,8 +551,7 @@ def discover_journey_models(
         files.extend(paths)
         edges.extend(petri_net_edges(net, "inductive_petri_net", level))
         edges.extend(heuristics_net_edges(heuristics_net, level))
-    _write_table(con, "discovered_model_edges", edges, _MODEL_EDGE_SCHEMA)
-    return tuple(files)
+    return tuple(files), edges
 
 
 _MODEL_EDGE_SCHEMA = pa.schema(

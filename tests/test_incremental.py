@@ -283,3 +283,42 @@ def test_a_full_model_between_per_customer_ones_is_refused(tmp_path: Path) -> No
     scoped = [m for m in models if m.name in incremental.SCOPED_MODELS]
     with pytest.raises(warehouse.WarehouseError, match="cannot order them"):
         incremental._needed_before(models, scoped)
+
+
+def _model(folder: Path, name: str, sql: str) -> warehouse.Model:
+    path = folder / f"{name}.sql"
+    path.write_text(sql, encoding="utf-8")
+    return warehouse.Model("intermediate", name, path)
+
+
+@pytest.mark.parametrize(
+    ("sql", "read"),
+    [
+        # named columns only, a `*` that does not reach the result included
+        ("with x as (select * from t) select a from x where b > 0", {"a", "b"}),
+        # a `*` that reaches the result
+        ("with x as (select * from t) select * from x", {"a", "b", "c", "customer_id"}),
+        # DISTINCT * depends on every column, though none is named
+        ("select count(*) as n from (select distinct * from t)", {"a", "b", "c", "customer_id"}),
+        # a column picked by a pattern, not by its name
+        ("select columns('^[c]$') from t", {"c"}),
+        # no column at all
+        ("select count(*) as n from t", set()),
+    ],
+)
+def test_scope_copies_hold_every_column_a_model_reads(tmp_path: Path, sql: str, read) -> None:
+    with warehouse.connection() as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS a, 2 AS b, 3 AS c, 'x' AS customer_id")
+        found = incremental._read_columns(con, [_model(tmp_path, "m", sql)], ["t"])
+        assert found == {"t": read}
+
+
+def test_a_recomputed_table_missing_a_column_is_not_merged() -> None:
+    with warehouse.connection() as con:
+        con.execute("CREATE TABLE t AS SELECT 'x' AS customer_id, 1 AS a, 2 AS b")
+        con.execute("CREATE TABLE scope AS SELECT 'x' AS customer_id")
+        con.execute(f"ATTACH ':memory:' AS {incremental.SCOPE}")
+        con.execute(f"CREATE TABLE {incremental.SCOPE}.t AS SELECT 'x' AS customer_id, 1 AS a")
+        with pytest.raises(warehouse.WarehouseError, match="lacked a column"):
+            incremental._merge(con, "memory", "t", "scope")
+        assert con.execute("SELECT * FROM t").fetchall() == [("x", 1, 2)]
