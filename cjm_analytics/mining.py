@@ -123,6 +123,12 @@ def _discover_on(
         return discover_models(cursor, settings, out_dir)
 
 
+def import_pm4py() -> None:
+    """Import pm4py (a second or two of Python on first use; the night imports it early,
+    beside the build step's SQL: pipeline.WARM_IMPORTS)."""
+    import pm4py  # noqa: F401
+
+
 def _require_tables(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
     present = {row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()}
     missing = [name for name in names if name not in present]

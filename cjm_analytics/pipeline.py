@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -292,23 +293,53 @@ def build_step(night: Night) -> Facts:
     from cjm_analytics.identity import stitch, stitch_incremental
     from cjm_analytics.ingest import load_lake
 
-    if night.plan.previous is not None:
-        incremental.start_build(night.plan.previous, night.build_path)
-    with _build(night) as con:
-        load_lake(con, night.cfg)
+    warming = _warm_imports()
+    try:
         if night.plan.previous is not None:
-            summary = stitch_incremental(con, night.cfg)  # falls back to stitch itself
-            con.execute("DROP TABLE IF EXISTS stitch_scope")  # its working table
-        else:
-            summary = stitch(con, night.cfg)
-        changed = _changed_customers(con, night)
-        incremental.write_build_info(con, night.cfg, night.run_id, night.plan)
-        con.execute("CHECKPOINT")
+            incremental.start_build(night.plan.previous, night.build_path)
+        with _build(night) as con:
+            load_lake(con, night.cfg)
+            if night.plan.previous is not None:
+                summary = stitch_incremental(con, night.cfg)  # falls back to stitch itself
+                con.execute("DROP TABLE IF EXISTS stitch_scope")  # its working table
+            else:
+                summary = stitch(con, night.cfg)
+            changed = _changed_customers(con, night)
+            incremental.write_build_info(con, night.cfg, night.run_id, night.plan)
+            con.execute("CHECKPOINT")
+    finally:
+        warming.join()
     facts = _summary_facts(
         summary, {"customer_count": "customer_count", "event_count": "event_count"}
     )
     facts["stitch_fallback_reason"] = getattr(summary, "fallback_reason", "") or None
     return facts | {"changed_customer_count": changed, "is_incremental": night.plan.is_incremental}
+
+
+#: The libraries the later steps import (about 3 s of Python at a night's first use):
+#: scipy for the drivers' tests, pm4py for mining, plotly for the report.
+WARM_IMPORTS = ("cjm_analytics.stats", "cjm_analytics.mining:import_pm4py", "plotly.graph_objects")
+
+
+def _warm_imports() -> threading.Thread:
+    """Import WARM_IMPORTS in a thread while the build step's work runs in DuckDB (which
+    leaves the interpreter free); joined before the build step ends, so no later step
+    imports beside it. A failure is left for the step that needs the module to report."""
+    import importlib
+
+    def run() -> None:
+        for target in WARM_IMPORTS:
+            name, _, function = target.partition(":")
+            try:
+                module = importlib.import_module(name)
+                if function:
+                    getattr(module, function)()
+            except Exception as exc:  # reported again by the step that imports it
+                log.debug("warming import %s failed: %s", target, exc)
+
+    thread = threading.Thread(target=run, name="cjm-warm-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def _changed_customers(con: duckdb.DuckDBPyConnection, night: Night) -> int:

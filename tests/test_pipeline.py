@@ -93,3 +93,21 @@ def test_published_warehouse_offers_the_funnel_macros_read_only(nights: TinyNigh
             "SELECT * FROM cjm_funnel_ordered('touchpoints', ['page_view', 'product_view'], 86400.0)"
         ).fetchall()
     assert len(rows) == 2  # one row per step
+
+
+def test_warm_imports_load_the_later_steps_libraries_and_never_fail_the_build(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import sys
+
+    from cjm_analytics import pipeline
+
+    monkeypatch.setattr(
+        pipeline, "WARM_IMPORTS", ("cjm_missing_module", *pipeline.WARM_IMPORTS, "json:nothing")
+    )
+    with caplog.at_level(logging.DEBUG, logger="cjm_analytics.pipeline"):
+        pipeline._warm_imports().join()
+    assert {"pm4py", "scipy.stats", "plotly.graph_objects"} <= set(sys.modules)
+    failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failed) == 2, failed
