@@ -560,10 +560,21 @@ def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model], scope: str)
     wanted = set().union(*(_relations(m.sql) for m in models)) - produced
     inputs = [t for t in _tables(con, home) if t in wanted]
     customers = _scope_relation(home, scope)
-    journeys = (
-        f'SELECT t.journey_id FROM "{home}".touchpoints AS t '
-        f"SEMI JOIN {customers} AS c ON t.customer_id = c.customer_id"
-    )  # tonight's journeys of the scope's customers
+    # the scope customers' journeys, tonight's (to copy) and last night's (to replace):
+    # each written once, for the tables keyed by journey alone
+    if any(_journey_keyed(con, home, t) for t in inputs):
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE night_scope_journeys AS SELECT DISTINCT t.journey_id "
+            f'FROM "{home}".touchpoints AS t SEMI JOIN {customers} AS c '
+            "ON t.customer_id = c.customer_id"
+        )
+    if any(_journey_keyed(con, home, m.name) for m in models):
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE night_scope_last_journeys AS SELECT j.journey_id "
+            f"FROM {PREVIOUS}.journeys AS j SEMI JOIN {customers} AS c "
+            "ON j.customer_id = c.customer_id"
+        )
+    journeys = "SELECT journey_id FROM temp.night_scope_journeys"
     read = _read_columns(con, models, inputs)
     con.execute(f"ATTACH ':memory:' AS {SCOPE}")
     try:
@@ -700,6 +711,12 @@ def _copy_input(
     )
 
 
+def _journey_keyed(con: duckdb.DuckDBPyConnection, database: str, table: str) -> bool:
+    """A table with a journey_id and no customer_id (picked and replaced by journey)."""
+    columns = _columns(con, database, table)
+    return "journey_id" in columns and "customer_id" not in columns
+
+
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -724,10 +741,7 @@ def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) ->
     if "customer_id" in columns:
         stale = f"customer_id IN (SELECT customer_id FROM {customers})"
     elif "journey_id" in columns:
-        stale = (
-            f"journey_id IN (SELECT j.journey_id FROM {PREVIOUS}.journeys AS j "
-            f"SEMI JOIN {customers} AS c ON j.customer_id = c.customer_id)"
-        )
+        stale = "journey_id IN (SELECT journey_id FROM temp.night_scope_last_journeys)"
     elif {"source", "event_id"} <= columns:
         stale = (
             f"(source, event_id) IN (SELECT (e.source, e.event_id) FROM {PREVIOUS}.events AS e "
