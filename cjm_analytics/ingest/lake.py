@@ -320,21 +320,26 @@ def parts_select_sql(
         return f"SELECT {columns} WHERE false"
     # a column added to the contract later (source_event_seq, ADR 0063) is NULL in the
     # parts written before it
-    stored = {
-        r[0]
+    schemas = {
+        tuple(sorted(map(tuple, r[0])))
         for r in con.execute(
-            "SELECT DISTINCT name FROM parquet_schema(?)", [schema_paths or paths]
+            "SELECT list((name, duckdb_type)) FROM parquet_schema(?) GROUP BY file_name",
+            [schema_paths or paths],
         ).fetchall()
     }
+    stored = {column[0] for schema in schemas for column in schema}
     columns = ", ".join(
         f"CAST({c if c in stored else 'NULL'} AS {t}) AS {c}" for c, t in LAKE_EVENT_COLUMNS.items()
     )
     # a view cannot hold bound parameters: the manifest's paths (not config values) are
     # written as SQL string literals, quotes doubled
     listed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+    # with one schema among the parts, binding reads one footer; union_by_name reads every
+    # part's (10M: 3,993 parts, 0.45-0.62 -> 0.04 s)
+    union = "true" if len(schemas) > 1 else "false"
     return (
         f"SELECT {columns} "
-        f"FROM read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
+        f"FROM read_parquet([{listed}], hive_partitioning = false, union_by_name = {union})"
     )
 
 
