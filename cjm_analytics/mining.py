@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cjm_analytics.config import JourneyConfig, MiningSettings
 from cjm_analytics.errors import MiningError
@@ -192,13 +193,19 @@ def variant_counts(con: duckdb.DuckDBPyConnection, level: str = "event") -> Vari
         "event": "select event_names, journey_count from variants",
         "stage": "select stage_path, journey_count from stage_variants",
     }[level]
-    # one str object per activity name, not one per step as fetched: pm4py's miner compares
-    # activities millions of times, and equal objects compare by identity first (ADR 0111)
-    names: dict[str, str] = {}
+    # one str object per activity name, not one per step: pm4py's miner compares activities
+    # millions of times, and equal objects compare by identity first (ADR 0111). Read as
+    # Arrow and encoded (10M: 1.55 -> 0.5 s for 178,384 variants), not a list per row.
+    table = con.sql(query).to_arrow_table()
+    paths = table.column(0).combine_chunks()
+    encoded = pc.dictionary_encode(paths.flatten(), null_encoding="encode")
+    name_of = encoded.dictionary.to_pylist().__getitem__
+    codes = encoded.indices.to_pylist()
+    first, *_ = offsets = paths.offsets.to_pylist()  # flatten() starts at the first offset
     return Counter(
         {
-            tuple([names.setdefault(name, name) for name in path]): int(count)
-            for path, count in con.execute(query).fetchall()
+            tuple(map(name_of, codes[offsets[row] - first : offsets[row + 1] - first])): int(count)
+            for row, count in enumerate(table.column(1).to_pylist())
         }
     )
 
