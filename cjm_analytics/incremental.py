@@ -590,8 +590,15 @@ def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model], scope: str)
         warehouse.run_models(con, models)
         con.execute(f'USE "{home}"')
         began = time.process_time()
-        for model in models:
-            _merge(con, home, model.name, scope)
+        # one transaction for the batch: its tables are replaced together, one commit
+        con.execute("BEGIN")
+        try:
+            for model in models:
+                _merge(con, home, model.name, scope)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         log.debug("scoped models merged: %.2f CPU s", time.process_time() - began)
     finally:
         con.execute(f'USE "{home}"')
@@ -723,7 +730,8 @@ def _quoted(name: str) -> str:
 
 def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) -> None:
     """In the build file (a copy of the published night): delete the scope customers' rows
-    of `table` and insert tonight's recomputed ones; the other rows are last night's."""
+    of `table` and insert tonight's recomputed ones; the other rows are last night's. In the
+    caller's transaction."""
     if table not in _tables(con, home):
         raise warehouse.WarehouseError(
             f"table {table} is not in the night's file: an incremental night starts from a "
@@ -753,11 +761,9 @@ def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) ->
             "to be carried forward by; remove it from incremental.SCOPED_MODELS"
         )
     began = time.perf_counter()
-    con.execute("BEGIN")
     con.execute(f'DELETE FROM "{home}"."{table}" WHERE {stale}')
     deleted = time.perf_counter()
     con.execute(f'INSERT INTO "{home}"."{table}" BY NAME SELECT * FROM {SCOPE}."{table}"')
-    con.execute("COMMIT")
     log.debug(
         "merged %s: delete %.2f s, insert %.2f s",
         table,
