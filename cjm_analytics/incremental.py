@@ -351,8 +351,14 @@ def _run_additive(
     began = time.process_time()
     for side, database in (("tonight", home), ("last_night", PREVIOUS)):
         _count_scope(con, by_difference, sorted(inputs), database, side)
-    for model in by_difference:
-        _apply_difference(con, model.name, ADDITIVE_MODELS[model.name])
+    con.execute("BEGIN")  # one transaction, one commit, for every table updated
+    try:
+        for model in by_difference:
+            _apply_difference(con, model.name, ADDITIVE_MODELS[model.name])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     log.debug(
         "additive models %s updated: %.2f CPU s",
         [m.name for m in by_difference],
@@ -418,7 +424,8 @@ def _apply_difference(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[st
 
     Only the rows whose key the scope's counts touch are rewritten, from last night's file
     (so running it twice gives the same table); the others are last night's rows already,
-    since the night's file starts as a copy of the published one."""
+    since the night's file starts as a copy of the published one. In the caller's
+    transaction."""
     home = _home(con)
     typed = con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
@@ -456,12 +463,10 @@ def _apply_difference(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[st
             "tonight's update, so it is not a sum of per-customer counts; remove it from "
             "incremental.ADDITIVE_MODELS"
         )
-    con.execute("BEGIN")
     con.execute(
         f'DELETE FROM "{home}"."{table}" AS t USING temp.night_additive_delta AS d WHERE {same_key}'
     )
     con.execute(f'INSERT INTO "{home}"."{table}" BY NAME SELECT * FROM temp.night_additive_rows')
-    con.execute("COMMIT")
 
 
 def _full_build_reason(con: duckdb.DuckDBPyConnection, scoped: list[Model], batch: Batch) -> str:
