@@ -44,11 +44,17 @@ def connect(
     memory_limit: str | None = None,
     threads: int | None = None,
     temp_directory: str | Path | None = None,
+    fsync: bool = True,
 ) -> duckdb.DuckDBPyConnection:
-    """Open DuckDB (in memory when `path` is None) with the pipeline's settings."""
+    """Open DuckDB (in memory when `path` is None) with the pipeline's settings.
+
+    `fsync=False` is for a file nobody reads until `publish`, which syncs it once (the
+    night's build file, ADR 0117): DuckDB's commits then leave writing to the OS."""
     config: dict[str, Any] = {}
     if path is not None and not read_only:
         config["storage_compatibility_version"] = STORAGE_COMPATIBILITY
+        if not fsync:
+            config["fsync_mode"] = "none"
     if memory_limit:
         config["memory_limit"] = memory_limit
     if threads:
@@ -208,6 +214,10 @@ def publish(built: Path, target: Path, keep_previous: bool = True) -> Path:
     night. The previous file is kept as `<target>.previous` for rollback: a second name
     (hard link) of the old file, not a copy; nothing writes to a published file, so the two
     names can share it. Where hard links are refused, it is copied.
+
+    `built` is flushed to disk before the rename, and the folder after it: a machine that
+    crashes right after publishing still has the whole new night under the name (the
+    build file is written without DuckDB's fsyncs, ADR 0117).
     """
     built, target = Path(built), Path(target)
     if not built.is_file():
@@ -225,5 +235,20 @@ def publish(built: Path, target: Path, keep_previous: bool = True) -> Path:
         except OSError:  # a file system without hard links
             shutil.copy2(target, staged)
         os.replace(staged, previous)
+    sync_file(built)
     os.replace(built, target)
+    sync_file(target.parent)
     return target
+
+
+def sync_file(path: Path) -> None:
+    """Flush a file's (or a folder's entries') writes to stable storage; a file gone
+    meanwhile (a failed night's, removed) has nothing left to flush."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -214,3 +214,18 @@ def test_one_run_at_a_time_per_warehouse(tmp_path: Path, monkeypatch: pytest.Mon
     pipeline.fail_night(first, {}, "ingest", RuntimeError("stopped by the operator"))
     result = pipeline.run_night(cfg)  # the lock is free again
     assert result.succeeded
+
+
+def test_only_the_build_file_skips_fsyncs_and_publish_syncs_it(tmp_path: Path) -> None:
+    # ADR 0117: the night's file is written without DuckDB's fsyncs and flushed once by
+    # publish; every other file keeps DuckDB's default
+    build, target = tmp_path / "w.building-x.duckdb", tmp_path / "w.duckdb"
+    with warehouse.connect(build, fsync=False) as con:
+        assert con.execute("SELECT current_setting('fsync_mode')").fetchone() == ("none",)
+        con.execute("CREATE TABLE t AS SELECT 1 AS a")
+    with warehouse.connect(tmp_path / "other.duckdb") as con:
+        assert con.execute("SELECT current_setting('fsync_mode')").fetchone() == ("STANDARD",)
+    warehouse.publish(build, target)
+    with warehouse.connection(target, read_only=True) as con:
+        assert con.execute("SELECT a FROM t").fetchall() == [(1,)]
+    warehouse.sync_file(tmp_path / "gone.duckdb")  # a failed night's file: nothing to do
