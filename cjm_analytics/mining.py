@@ -15,6 +15,8 @@ Inside this module "case" means journey and "activity" means event name or stage
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +34,7 @@ from cjm_analytics.config import JourneyConfig, MiningSettings
 from cjm_analytics.errors import MiningError
 from cjm_analytics.warehouse import SQL_DIR, Model, run_models, set_variables
 
+log = logging.getLogger(__name__)
 MINING_SQL_DIR = SQL_DIR / "mining"
 #: The SQL models over the touchpoints, in dependency order (file name = table name).
 LOG_MODELS: tuple[str, ...] = (
@@ -110,6 +113,7 @@ def build_mining(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cjm-discovery") as pool:
         discovering = pool.submit(_discover_on, cursor, cfg.mining, out_dir)
         tables += run_models(con, mining_models(CONFORMANCE_MODELS))
+        log.debug("conformance models built beside the discovery")
         files, edges = discovering.result()
     _write_table(con, "discovered_model_edges", edges, _MODEL_EDGE_SCHEMA)
     tables += ["discovered_model_edges", "stage_variant_fitness"]
@@ -120,8 +124,11 @@ def _discover_on(
     cursor: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
 ) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
     """`discover_models` on `cursor` (a connection for this thread alone), then closed."""
+    began = time.perf_counter()
     with cursor:
-        return discover_models(cursor, settings, out_dir)
+        found = discover_models(cursor, settings, out_dir)
+    log.debug("models discovered: %.2f s", time.perf_counter() - began)
+    return found
 
 
 def import_pm4py() -> None:
@@ -440,10 +447,15 @@ def split_concurrent_activity(obj: Any, parameters: dict[str, Any] | None = None
 @contextmanager
 def _fast_inductive_miner() -> Iterator[None]:
     """Inside the block, pm4py's inductive miner computes the DFG of each sub-log with
-    `uvcl_dfg`, and its activity-concurrent fall-through runs `split_concurrent_activity`
-    (same answers, ADRs 0076 and 0111). Left as they are: pm4py's multiprocessing path, and
+    `uvcl_dfg`, its activity-concurrent fall-through runs `split_concurrent_activity`, and
+    its concurrency cut projects with `project_concurrency` (same answers, ADRs 0076, 0111
+    and 0118). Left as they are: pm4py's multiprocessing path, and
     the subclasses that inherit `apply` with a `_get_candidate` of their own (the
     activity-once-per-trace fall-through)."""
+    from pm4py.algo.discovery.inductive.cuts.concurrency import (
+        ConcurrencyCutUVCL as Concurrency,
+    )
+    from pm4py.algo.discovery.inductive.dtypes.im_ds import IMDataStructureUVCL
     from pm4py.algo.discovery.inductive.fall_through.activity_concurrent import (
         ActivityConcurrentUVCL as Fallthrough,
     )
@@ -452,6 +464,12 @@ def _fast_inductive_miner() -> Iterator[None]:
     original_dfg = compression.discover_dfg_uvcl
     original_candidate = Fallthrough.__dict__["_get_candidate"]
     original_apply = Fallthrough.__dict__["apply"]
+    original_project = Concurrency.__dict__["project"]
+
+    def project(cls: Any, obj: Any, groups: Any, parameters: Any = None) -> Any:
+        if cls is not Concurrency:  # a subclass (POWL's) keeps its own
+            return original_project.__func__(cls, obj, groups, parameters)
+        return [IMDataStructureUVCL(log) for log in project_concurrency(obj.data_structure, groups)]
 
     def candidate(cls: Any, obj: Any, pool: Any, manager: Any, parameters: Any = None) -> Any:
         if cls is not Fallthrough or (pool is not None and manager is not None):
@@ -469,12 +487,29 @@ def _fast_inductive_miner() -> Iterator[None]:
     compression.discover_dfg_uvcl = uvcl_dfg
     Fallthrough._get_candidate = classmethod(candidate)  # type: ignore[method-assign,assignment]
     Fallthrough.apply = classmethod(apply)  # type: ignore[method-assign,assignment]
+    Concurrency.project = classmethod(project)  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
         compression.discover_dfg_uvcl = original_dfg
         Fallthrough._get_candidate = original_candidate  # type: ignore[method-assign]
         Fallthrough.apply = original_apply  # type: ignore[method-assign]
+        Concurrency.project = original_project  # type: ignore[method-assign]
+
+
+def project_concurrency(log: Variants, groups: list[Any]) -> list[Variants]:
+    """pm4py's `ConcurrencyCutUVCL.project`: per group, each trace reduced to the group's
+    activities, counts added, keys in pm4py's order. pm4py tests membership with a Python
+    lambda per activity; `group.__contains__` runs the same test inside `filter`, in C
+    (ADR 0118)."""
+    logs: list[Variants] = []
+    for group in groups:
+        keep = group.__contains__
+        projected: Variants = Counter()
+        for path, count in log.items():
+            projected[tuple(filter(keep, path))] += count
+        logs.append(projected)
+    return logs
 
 
 def window_counts(variants: Variants) -> tuple[Dfg, dict[tuple[str, str, str], int]]:

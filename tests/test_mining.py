@@ -545,6 +545,32 @@ def test_property_concurrent_activity_fall_through_equals_pm4py(
                 assert _dfg_items(mine.dfg) == _dfg_items(pm4pys.dfg)
 
 
+@settings(max_examples=60, deadline=None)
+@given(log=st.one_of(variant_logs, variant_logs_mostly_once), data=st.data())
+def test_property_concurrency_projection_equals_pm4py(
+    log: dict[tuple[str, ...], int], data: st.DataObject
+) -> None:
+    from collections import Counter
+
+    from pm4py.algo.discovery.inductive.cuts.concurrency import ConcurrencyCutUVCL
+    from pm4py.algo.discovery.inductive.dtypes.im_ds import IMDataStructureUVCL
+
+    from cjm_analytics.mining import _fast_inductive_miner
+
+    # the alphabet split into groups (as a concurrency cut does), in any order
+    alphabet = sorted({a for path in log for a in path})
+    labels = data.draw(st.lists(st.integers(0, 2), min_size=len(alphabet), max_size=len(alphabet)))
+    groups = [{a for a, g in zip(alphabet, labels, strict=True) if g == i} for i in range(3)]
+    groups = [group for group in groups if group] or [set()]
+    theirs = ConcurrencyCutUVCL.project(IMDataStructureUVCL(Counter(log)), groups)
+    with _fast_inductive_miner():
+        ours = ConcurrencyCutUVCL.project(IMDataStructureUVCL(Counter(log)), groups)
+    assert ConcurrencyCutUVCL.project.__func__.__module__.startswith("pm4py")  # put back
+    assert [list(o.data_structure.items()) for o in ours] == [
+        list(t.data_structure.items()) for t in theirs
+    ]
+
+
 @settings(max_examples=40, deadline=None)
 @given(log=st.one_of(variant_logs, variant_logs_mostly_once), noise=st.sampled_from([0.0, 0.2]))
 def test_property_tree_is_the_same_with_pm4py_own_dfg(
