@@ -351,14 +351,9 @@ def _run_additive(
     began = time.process_time()
     for side, database in (("tonight", home), ("last_night", PREVIOUS)):
         _count_scope(con, by_difference, sorted(inputs), database, side)
-    con.execute("BEGIN")  # one transaction, one commit, for every table updated
-    try:
+    with warehouse.transaction(con):  # one commit for every table updated (ADR 0116)
         for model in by_difference:
             _apply_difference(con, model.name, ADDITIVE_MODELS[model.name])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     log.debug(
         "additive models %s updated: %.2f CPU s",
         [m.name for m in by_difference],
@@ -427,11 +422,7 @@ def _apply_difference(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[st
     since the night's file starts as a copy of the published one. In the caller's
     transaction."""
     home = _home(con)
-    typed = con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
-        "AND table_name = ? ORDER BY column_index",
-        [home, table],
-    ).fetchall()
+    typed = list(_typed_columns(con, home, table).items())
     counts = [(c, t) for c, t in typed if c not in keys]
     key_list = ", ".join(f'"{k}"' for k in keys)
     negated = ", ".join([f'"{k}"' for k in keys] + [f'-"{c}" AS "{c}"' for c, _ in counts])
@@ -595,15 +586,9 @@ def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model], scope: str)
         warehouse.run_models(con, models)
         con.execute(f'USE "{home}"')
         began = time.process_time()
-        # one transaction for the batch: its tables are replaced together, one commit
-        con.execute("BEGIN")
-        try:
+        with warehouse.transaction(con):  # the batch's tables, one commit (ADR 0116)
             for model in models:
                 _merge(con, home, model.name, scope)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         log.debug("scoped models merged: %.2f CPU s", time.process_time() - began)
     finally:
         con.execute(f'USE "{home}"')
@@ -631,10 +616,11 @@ def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> set[s
 
 
 def _typed_columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> dict[str, str]:
+    """Column name -> type, in the table's order."""
     return dict(
         con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
-            "AND table_name = ?",
+            "AND table_name = ? ORDER BY column_index",
             [database, table],
         ).fetchall()
     )
@@ -710,7 +696,7 @@ def _copy_input(
     wanted = sorted(columns & read) or sorted(columns)[:1]
     began = time.perf_counter()
     con.execute(
-        f'CREATE TABLE {SCOPE}."{table}" AS SELECT {", ".join(f"s.{_quoted(c)}" for c in wanted)} '
+        f'CREATE TABLE {SCOPE}."{table}" AS SELECT {", ".join(f"s.{warehouse.quote_identifier(c)}" for c in wanted)} '
         f'FROM "{source}"."{table}" AS s {keep}'
     )
     log.debug(
@@ -727,10 +713,6 @@ def _journey_keyed(con: duckdb.DuckDBPyConnection, database: str, table: str) ->
     """A table with a journey_id and no customer_id (picked and replaced by journey)."""
     columns = _columns(con, database, table)
     return "journey_id" in columns and "customer_id" not in columns
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) -> None:

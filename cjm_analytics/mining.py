@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from cjm_analytics.config import JourneyConfig, MiningSettings
 from cjm_analytics.errors import MiningError
-from cjm_analytics.warehouse import SQL_DIR, Model, run_models, set_variables
+from cjm_analytics.warehouse import SQL_DIR, Model, run_models, set_variables, transaction
 
 log = logging.getLogger(__name__)
 MINING_SQL_DIR = SQL_DIR / "mining"
@@ -824,9 +824,8 @@ def _write_table(
 ) -> None:
     """Replace table `name` (a constant of this module) by `rows`, in one transaction."""
     frame = pa.Table.from_pylist(rows, schema=schema)  # noqa: F841 (read by DuckDB below)
-    con.execute("BEGIN")
-    con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM frame')
-    con.execute("COMMIT")
+    with transaction(con):
+        con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM frame')
 
 
 def _summary(

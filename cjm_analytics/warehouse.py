@@ -75,6 +75,23 @@ def connect(
     return con
 
 
+def quote_identifier(name: str) -> str:
+    """A table or column name as a double-quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`with transaction(con):` BEGIN, then COMMIT, or ROLLBACK if the block raises."""
+    con.execute("BEGIN")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def _disable_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
     """No progress bar on stdout. Inside Jupyter without ipywidgets DuckDB refuses to touch
     the setting at all ("required package 'ipywidgets' is missing"); there the bar cannot

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from cjm_analytics.errors import FunnelError
+from cjm_analytics.warehouse import quote_identifier as quote
 
 MODES = ("ordered", "strict", "unordered")
 ATTRIBUTIONS = ("first_touch", "last_touch", "all_events", "step")
@@ -91,11 +92,6 @@ class FunnelSpec:
         cols = [c for m in self.steps for c, _ in m.where]
         cols += [c for x in self.exclusions for c, _ in x.matcher.where]
         return sorted(set(cols))
-
-
-def quote(identifier: str) -> str:
-    """A column name as a double-quoted SQL identifier."""
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def parse_matcher(raw: Any, where_from: str, allowed: set[str]) -> Matcher:
