@@ -531,8 +531,45 @@ def window_counts(variants: Variants) -> tuple[Dfg, dict[tuple[str, str, str], i
     return dict(window_two), dict(triples)
 
 
-def discover_heuristics(dfg: Dfg, variants: Variants, dependency_threshold: float = 0.5) -> Any:
+def stored_window_counts(
+    con: duckdb.DuckDBPyConnection, level: str = "event"
+) -> tuple[Dfg, dict[tuple[str, str, str], int]]:
+    """`window_counts` of the stored variants (`variants`/`stage_variants`), counted by
+    DuckDB: each triple at positions i, i+1, i+2 of a path, weighted by its journeys; the
+    pairs two apart are the triples summed over their middle step. The same counts
+    (pm4py's heuristics miner reads them by key, in no order); 10M event variants: about
+    0.95 s in Python."""
+    table, column = {
+        "event": ("variants", "event_names"),
+        "stage": ("stage_variants", "stage_path"),
+    }[level]
+    rows = con.execute(
+        f"""
+with positions as (
+    select {column} as path, journey_count, unnest(generate_series(1, len({column}) - 2)) as i
+    from {table}
+)
+select path[i], path[i + 1], path[i + 2], sum(journey_count)::bigint
+from positions
+group by all
+"""
+    ).fetchall()
+    window_two: Counter[tuple[str, str]] = Counter()
+    triples: dict[tuple[str, str, str], int] = {}
+    for first, middle, last, count in rows:
+        triples[(first, middle, last)] = int(count)
+        window_two[(first, last)] += int(count)
+    return dict(window_two), triples
+
+
+def discover_heuristics(
+    dfg: Dfg,
+    variants: Variants,
+    dependency_threshold: float = 0.5,
+    windows: tuple[Dfg, dict[tuple[str, str, str], int]] | None = None,
+) -> Any:
     """Heuristics net from the DFG; activity occurrences = incoming edges + journey starts.
+    `windows`: the variants' `window_counts` when already counted (`stored_window_counts`).
 
     Equals `pm4py.discover_heuristics_net` on the whole log (same thresholds).
     """
@@ -542,7 +579,7 @@ def discover_heuristics(dfg: Dfg, variants: Variants, dependency_threshold: floa
     occurrences: Counter[str] = Counter(starts)
     for (_, target), count in dfg.items():
         occurrences[target] += count
-    window_two, triples = window_counts(variants)
+    window_two, triples = windows if windows is not None else window_counts(variants)
     return heuristics.apply_heu_dfg(
         dfg,
         activities=sorted(occurrences),
@@ -584,7 +621,10 @@ def discover_models(
         tree = discover_tree(variants, settings.noise_threshold)
         net, initial, final = pm4py.convert_to_petri_net(tree)
         heuristics_net = discover_heuristics(
-            dfg_counts(con, level), variants, settings.heuristics_dependency_threshold
+            dfg_counts(con, level),
+            variants,
+            settings.heuristics_dependency_threshold,
+            stored_window_counts(con, level),
         )
         heuristics_petri = pm4py.convert_to_petri_net(heuristics_net)
         paths = [

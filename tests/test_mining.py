@@ -589,3 +589,13 @@ def test_property_tree_is_the_same_with_pm4py_own_dfg(
     theirs = tree_utils.fold(miner.apply(IMDataStructureUVCL(Counter(log)), parameters))
     tree_utils.tree_sort(theirs)
     assert str(discover_tree(Counter(log), noise)) == str(theirs)
+
+
+def test_stored_window_counts_equal_those_of_the_variants(mined: Any) -> None:
+    from cjm_analytics.mining import stored_window_counts, variant_counts, window_counts
+
+    con, _ = mined
+    for level in ("event", "stage"):
+        stored = stored_window_counts(con, level)
+        assert stored == window_counts(variant_counts(con, level))
+        assert stored[1]  # the log has paths of three steps or more

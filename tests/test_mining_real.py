@@ -129,13 +129,19 @@ def test_heuristics_net_equals_pm4py(real_log: Any) -> None:
         dfg_counts,
         discover_heuristics,
         heuristics_net_edges,
+        stored_window_counts,
         variant_counts,
+        window_counts,
     )
 
     con, frame, _ = real_log
     theirs = pm4py.discover_heuristics_net(frame, dependency_threshold=0.5, **KEYS)
-    ours = discover_heuristics(dfg_counts(con), variant_counts(con), 0.5)
-    assert heuristics_net_edges(ours, "event") == heuristics_net_edges(theirs, "event")
-    assert {n: dict(node.loop_length_two) for n, node in ours.nodes.items()} == {
-        n: dict(node.loop_length_two) for n, node in theirs.nodes.items()
-    }
+    # the window counts from the variants in Python, and from the stored variants in SQL
+    # (as the night reads them)
+    for windows in (None, stored_window_counts(con, "event")):
+        ours = discover_heuristics(dfg_counts(con), variant_counts(con), 0.5, windows)
+        assert heuristics_net_edges(ours, "event") == heuristics_net_edges(theirs, "event")
+        assert {n: dict(node.loop_length_two) for n, node in ours.nodes.items()} == {
+            n: dict(node.loop_length_two) for n, node in theirs.nodes.items()
+        }
+    assert stored_window_counts(con) == window_counts(variant_counts(con))
