@@ -606,13 +606,7 @@ def _tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
 
 
 def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> set[str]:
-    return {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ?",
-            [database, table],
-        ).fetchall()
-    }
+    return set(_typed_columns(con, database, table))
 
 
 def _typed_columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> dict[str, str]:

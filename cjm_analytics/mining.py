@@ -56,6 +56,12 @@ LOG_MODELS: tuple[str, ...] = (
 #: The models that read the replay results written by `replay_designed_journey`.
 CONFORMANCE_MODELS: tuple[str, ...] = ("conformance_by_variant", "conformance_conversion")
 
+#: Level -> (table, column) of the stored variants: each path with its journey count.
+VARIANT_TABLES: dict[str, tuple[str, str]] = {
+    "event": ("variants", "event_names"),
+    "stage": ("stage_variants", "stage_path"),
+}
+
 Variants = Counter[tuple[str, ...]]
 Dfg = dict[tuple[str, str], int]
 
@@ -123,10 +129,11 @@ def build_mining(
 def _discover_on(
     cursor: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
 ) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
-    """`discover_models` on `cursor` (a connection for this thread alone), then closed."""
+    """`discover_journey_models` on `cursor` (a connection for this thread alone), then
+    closed."""
     began = time.perf_counter()
     with cursor:
-        found = discover_models(cursor, settings, out_dir)
+        found = discover_journey_models(cursor, settings, out_dir)
     log.debug("models discovered: %.2f s", time.perf_counter() - began)
     return found
 
@@ -196,13 +203,11 @@ def load_designed_journey(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig | N
 
 def variant_counts(con: duckdb.DuckDBPyConnection, level: str = "event") -> Variants:
     """Journeys per variant, {activity tuple: journey count}, from `variants`/`stage_variants`."""
-    query = {
-        "event": "select event_names, journey_count from variants",
-        "stage": "select stage_path, journey_count from stage_variants",
-    }[level]
+    table, column = VARIANT_TABLES[level]
+    query = f"select {column}, journey_count from {table}"
     # one str object per activity name, not one per step: pm4py's miner compares activities
     # millions of times, and equal objects compare by identity first (ADR 0111). Read as
-    # Arrow and encoded (10M: 1.55 -> 0.5 s for 178,384 variants), not a list per row.
+    # Arrow and encoded (10M: 1.55 -> 0.66 s for 178,384 variants), not a list per row.
     table = con.sql(query).to_arrow_table()
     paths = table.column(0).combine_chunks()
     encoded = pc.dictionary_encode(paths.flatten(), null_encoding="encode")
@@ -539,10 +544,7 @@ def stored_window_counts(
     pairs two apart are the triples summed over their middle step. The same counts
     (pm4py's heuristics miner reads them by key, in no order); 10M event variants: about
     0.95 s in Python."""
-    table, column = {
-        "event": ("variants", "event_names"),
-        "stage": ("stage_variants", "stage_path"),
-    }[level]
+    table, column = VARIANT_TABLES[level]
     rows = con.execute(
         f"""
 with positions as (
@@ -594,22 +596,13 @@ def discover_heuristics(
 
 def discover_journey_models(
     con: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
-) -> tuple[Path, ...]:
+) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
     """Discover the inductive and heuristics models at event and stage level.
 
     Writes `<level>_process_tree.ptml`, `<level>_petri_net.pnml`, `<level>_bpmn.bpmn` and
-    `<level>_heuristics_net.pnml` into `out_dir`, and all their edges into the table
-    `discovered_model_edges`. Returns the files written.
+    `<level>_heuristics_net.pnml` into `out_dir`. Returns the files written and the rows of
+    `discovered_model_edges` (build_mining writes the table, on its own connection).
     """
-    files, edges = discover_models(con, settings, out_dir)
-    _write_table(con, "discovered_model_edges", edges, _MODEL_EDGE_SCHEMA)
-    return files
-
-
-def discover_models(
-    con: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
-) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
-    """`discover_journey_models` without writing the table: (files written, edge rows)."""
     import pm4py
 
     files: list[Path] = []

@@ -195,11 +195,9 @@ def run_models(
     for model in models if models is not None else discover_models():
         began, began_cpu = time.perf_counter(), time.process_time()
         try:
-            con.execute("BEGIN")
-            con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}')
-            con.execute("COMMIT")
+            with transaction(con):
+                con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}')
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
             raise WarehouseError(f"sql model {model.layer}/{model.name}.sql failed: {exc}") from exc
         built.append(model.name)
         log.debug(
