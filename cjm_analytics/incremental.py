@@ -290,7 +290,10 @@ def run_models(
         return warehouse.run_models(con, models)
     attach_previous(con, previous)
     remaining, built = list(models), []
-    carried: set[str] = set()  # the per-customer models merged with last night's rows
+    # the per-customer models merged with last night's rows -> the scope that replaced them
+    carried: dict[str, str] = {}
+    # the merges keep the rows they replace of what the count tables read (ADR 0119)
+    counted = _counted_columns(con, [m for m in models if m.name in ADDITIVE_MODELS])
     for batch in BATCHES:
         scoped = [m for m in remaining if m.name in batch.models]
         if not scoped:
@@ -302,8 +305,8 @@ def run_models(
             log.info("%s rebuilt in full: %s", [m.name for m in scoped], reason)
             built += warehouse.run_models(con, scoped)
         else:
-            built += _run_scoped(con, scoped, batch.scope)
-            carried |= {m.name for m in scoped}
+            built += _run_scoped(con, scoped, batch.scope, counted)
+            carried |= {m.name: batch.scope for m in scoped}
         remaining = [m for m in remaining if m not in before and m not in scoped]
     additive = [m for m in remaining if m.name in ADDITIVE_MODELS]
     if additive:
@@ -314,12 +317,21 @@ def run_models(
     return built + warehouse.run_models(con, remaining)
 
 
+def _counted_columns(con: duckdb.DuckDBPyConnection, models: list[Model]) -> dict[str, set[str]]:
+    """The per-customer tables the count tables read -> the columns they read (ADR 0119)."""
+    home = _home(con)
+    wanted = set().union(*(_relations(m.sql) for m in models)) & (SCOPED_MODELS | AS_OF_MODELS)
+    tables = [t for t in _tables(con, home) if t in wanted]
+    return _read_columns(con, models, tables) if tables else {}
+
+
 def _run_additive(
-    con: duckdb.DuckDBPyConnection, models: list[Model], carried: set[str]
+    con: duckdb.DuckDBPyConnection, models: list[Model], carried: dict[str, str]
 ) -> list[str]:
     """ADDITIVE_MODELS tables: last night's rows updated by the counts of the customers the
     as_of batch recomputed (STALING: the changed ones and those going stale), tonight's
-    minus last night's; each built in full when that would not be exact."""
+    minus last night's; each built in full when that would not be exact. Last night's
+    counts are taken from the rows the batches' merges replaced (ADR 0119)."""
     home = _home(con)
     by_difference: list[Model] = []
     built: list[str] = []
@@ -339,7 +351,7 @@ def _run_additive(
                 f"additive model {model.name} reads {sorted(stray)}, which the incremental "
                 "night does not carry per customer; remove it from incremental.ADDITIVE_MODELS"
             )
-        reason = _additive_full_reason(con, model, per_customer - carried)
+        reason = _additive_full_reason(con, model, per_customer - set(carried))
         if reason:
             log.info("%s rebuilt in full: %s", model.name, reason)
             built += warehouse.run_models(con, [model])
@@ -349,8 +361,7 @@ def _run_additive(
     if not by_difference:
         return built
     began = time.process_time()
-    for side, database in (("tonight", home), ("last_night", PREVIOUS)):
-        _count_scope(con, by_difference, sorted(inputs), database, side)
+    _count_scope(con, by_difference, sorted(inputs), carried)
     with warehouse.transaction(con):  # one commit for every table updated (ADR 0116)
         for model in by_difference:
             _apply_difference(con, model.name, ADDITIVE_MODELS[model.name])
@@ -378,39 +389,100 @@ def _additive_full_reason(
 
 
 def _count_scope(
-    con: duckdb.DuckDBPyConnection, models: list[Model], inputs: list[str], database: str, side: str
+    con: duckdb.DuckDBPyConnection,
+    models: list[Model],
+    inputs: list[str],
+    carried: dict[str, str],
 ) -> None:
-    """Run `models` on `database`'s rows of the STALING customers (shared tables whole), each
-    into the TEMP table `night_additive_<side>_<model>`."""
+    """Run `models` on the STALING customers' rows (shared tables whole), tonight's and last
+    night's, into the TEMP tables `night_additive_<side>_<model>` (side: tonight,
+    last_night).
+
+    Neither side reads the whole tables again where a batch's merge has the rows (ADR
+    0119): the as_of batch recomputed and replaced exactly the STALING customers' rows, and
+    kept both (`night_recomputed_<table>`, `night_replaced_<table>`). The per-customer
+    batch replaced only the changed customers' rows (kept); tonight's rows of its tables
+    are copied from this file, and last night's are the replaced ones plus tonight's rows
+    of the other customers, which it left unchanged.
+    """
     home = _home(con)
     con.execute(f"ATTACH ':memory:' AS {SCOPE}")
     try:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE night_additive_journeys AS SELECT j.journey_id "
-            f'FROM "{database}".journeys AS j SEMI JOIN temp.{STALING} AS c '
+            f'FROM "{home}".journeys AS j SEMI JOIN temp.{STALING} AS c '
             "ON j.customer_id = c.customer_id"
         )
         read = _read_columns(con, models, inputs)
         for table in inputs:
+            if carried.get(table) == f"temp.{STALING}":  # recomputed for exactly these
+                columns = ", ".join(warehouse.quote_identifier(c) for c in sorted(read[table]))
+                con.execute(
+                    f'CREATE TABLE {SCOPE}."{table}" AS '
+                    f'SELECT {columns} FROM temp."night_recomputed_{table}"'
+                )
+                continue
             _copy_input(
                 con,
                 table,
-                database,
+                home,
                 f"temp.{STALING}",
                 "SELECT journey_id FROM temp.night_additive_journeys",
                 read[table],
             )
-        con.execute(f"USE {SCOPE}")
-        warehouse.run_models(con, models)
-        con.execute(f'USE "{home}"')
-        for model in models:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE night_additive_{side}_{model.name} AS "
-                f'FROM {SCOPE}."{model.name}"'
-            )
+        _run_counts(con, models, home, "tonight")
+        for table in inputs:
+            if table in carried:
+                _restore_last_night(con, home, table, carried[table])
+        _run_counts(con, models, home, "last_night")
     finally:
         con.execute(f'USE "{home}"')
         con.execute(f"DETACH {SCOPE}")
+        for table in carried:
+            con.execute(f'DROP TABLE IF EXISTS temp."night_replaced_{table}"')
+            con.execute(f'DROP TABLE IF EXISTS temp."night_recomputed_{table}"')
+
+
+def _run_counts(con: duckdb.DuckDBPyConnection, models: list[Model], home: str, side: str) -> None:
+    con.execute(f"USE {SCOPE}")
+    warehouse.run_models(con, models)
+    con.execute(f'USE "{home}"')
+    for model in models:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE night_additive_{side}_{model.name} AS "
+            f'FROM {SCOPE}."{model.name}"'
+        )
+
+
+def _restore_last_night(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) -> None:
+    """The scope's copy of `table` (tonight's rows of the STALING customers) becomes last
+    night's rows of the same customers: the rows the batch of `scope` replaced, plus, when
+    that batch replaced fewer customers (the changed ones), tonight's rows of the others."""
+    replaced = f'temp."night_replaced_{table}"'
+    if f"night_replaced_{table}" not in _tables(con, "temp"):
+        raise warehouse.WarehouseError(
+            f"the merge of {table} did not keep the rows it replaced: "
+            "incremental.run_models names the tables the count tables read"
+        )
+    columns = ", ".join(warehouse.quote_identifier(c) for c in _typed_columns(con, SCOPE, table))
+    last_night = f"SELECT {columns} FROM {replaced}"
+    if scope == CHANGED:
+        customers = f'SELECT customer_id FROM "{home}".{CHANGED}'
+        if "customer_id" in _columns(con, SCOPE, table):
+            others = f"customer_id NOT IN ({customers})"
+        else:
+            others = (
+                f'journey_id NOT IN (SELECT journey_id FROM "{home}".journeys '
+                f"WHERE customer_id IN ({customers}))"
+            )
+        last_night = (
+            f'SELECT {columns} FROM {SCOPE}."{table}" WHERE {others} UNION ALL {last_night}'
+        )
+    elif scope != f"temp.{STALING}":
+        raise warehouse.WarehouseError(f"{table}: no last-night rows for a batch scoped by {scope}")
+    con.execute(f'CREATE OR REPLACE TABLE {SCOPE}."night_last_{table}" AS {last_night}')
+    con.execute(f'DROP TABLE {SCOPE}."{table}"')
+    con.execute(f'ALTER TABLE {SCOPE}."night_last_{table}" RENAME TO "{table}"')
 
 
 def _apply_difference(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...]) -> None:
@@ -550,7 +622,11 @@ def _home(con: duckdb.DuckDBPyConnection) -> str:
     return str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
 
 
-def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model], scope: str) -> list[str]:
+def _run_scoped(
+    con: duckdb.DuckDBPyConnection, models: list[Model], scope: str, counted: dict[str, set[str]]
+) -> list[str]:
+    """The batch's models on the scope customers' rows, merged into this file; the merges
+    of the `counted` tables keep the rows they replace (`night_replaced_<table>`)."""
     home = _home(con)
     produced = {m.name for m in models}
     wanted = set().union(*(_relations(m.sql) for m in models)) - produced
@@ -588,7 +664,7 @@ def _run_scoped(con: duckdb.DuckDBPyConnection, models: list[Model], scope: str)
         began = time.process_time()
         with warehouse.transaction(con):  # the batch's tables, one commit (ADR 0116)
             for model in models:
-                _merge(con, home, model.name, scope)
+                _merge(con, home, model.name, scope, counted.get(model.name))
         log.debug("scoped models merged: %.2f CPU s", time.process_time() - began)
     finally:
         con.execute(f'USE "{home}"')
@@ -709,10 +785,18 @@ def _journey_keyed(con: duckdb.DuckDBPyConnection, database: str, table: str) ->
     return "journey_id" in columns and "customer_id" not in columns
 
 
-def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) -> None:
+def _merge(
+    con: duckdb.DuckDBPyConnection,
+    home: str,
+    table: str,
+    scope: str,
+    keep_replaced: set[str] | None = None,
+) -> None:
     """In the build file (a copy of the published night): delete the scope customers' rows
     of `table` and insert tonight's recomputed ones; the other rows are last night's. In the
-    caller's transaction."""
+    caller's transaction. With `keep_replaced` (column names), those columns of the deleted
+    rows (last night's rows of the scope customers) are kept in TEMP
+    `night_replaced_<table>`, and of the inserted ones in `night_recomputed_<table>`."""
     if table not in _tables(con, home):
         raise warehouse.WarehouseError(
             f"table {table} is not in the night's file: an incremental night starts from a "
@@ -742,6 +826,18 @@ def _merge(con: duckdb.DuckDBPyConnection, home: str, table: str, scope: str) ->
             "to be carried forward by; remove it from incremental.SCOPED_MODELS"
         )
     began = time.perf_counter()
+    if keep_replaced is not None:
+        # a filtered scan of the kept columns: DELETE ... RETURNING fetches each deleted row
+        # by its row id, 3-10x slower here (ADR 0119)
+        kept = ", ".join(warehouse.quote_identifier(c) for c in sorted(keep_replaced or columns))
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE "night_replaced_{table}" AS '
+            f'SELECT {kept} FROM "{home}"."{table}" WHERE {stale}'
+        )
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE "night_recomputed_{table}" AS '
+            f'SELECT {kept} FROM {SCOPE}."{table}"'
+        )
     con.execute(f'DELETE FROM "{home}"."{table}" WHERE {stale}')
     deleted = time.perf_counter()
     con.execute(f'INSERT INTO "{home}"."{table}" BY NAME SELECT * FROM {SCOPE}."{table}"')

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -20,8 +19,6 @@ from cjm_analytics.reports import (
 )
 from cjm_analytics.reports import time_in_stage as time_module
 from cjm_analytics.reports.build import PAGES, PLOTLY_JS
-
-T0 = datetime(2026, 3, 2, 9, 0)
 
 
 @pytest.fixture
@@ -47,12 +44,10 @@ def con() -> duckdb.DuckDBPyConnection:
         "t(from_stage, to_stage, transition_count, median_duration_seconds, p90_duration_seconds)"
     )
     con.execute(
-        "CREATE TABLE touchpoints AS SELECT journey_id, stage, stage_order, "
-        "?::TIMESTAMP + to_seconds(offset_seconds) AS event_at FROM (VALUES "
-        "('j1', 'a', 1, 0), ('j1', 'a', 1, 3600), ('j1', 'b', 2, 10800), "
-        "('j2', 'a', 1, 0), ('j2', NULL, NULL, 50), "
-        "('j3', 'b', 2, 0), ('j3', 'c', 3, 86400)) t(journey_id, stage, stage_order, offset_seconds)",
-        [T0],
+        "CREATE TABLE int_journey_stage_facts AS SELECT * FROM (VALUES "
+        "('j1', 'a', 1, 10800.0), ('j1', 'b', 2, NULL), ('j2', 'a', 1, NULL), "
+        "('j3', 'b', 2, 86400.0), ('j3', 'c', 3, NULL)) "
+        "t(journey_id, stage, stage_order, time_to_next_seconds)"
     )
     con.execute(
         "CREATE TABLE stage_history AS SELECT * FROM (VALUES "
@@ -137,9 +132,9 @@ def test_process_map_edges_in_count_order_with_positions(con: duckdb.DuckDBPyCon
     assert paths._positions(paths.process_map_data(con))["x"] == 4.0
 
 
-def test_time_in_stage_from_first_touch_to_next_stage(con: duckdb.DuckDBPyConnection) -> None:
-    # j1: first a at 0, first b at 3 h -> a: 10800 s; j3: b at 0, c at 1 d -> b: 86400 s;
-    # j2 never left a (open: censored, not shown)
+def test_time_in_stage_shows_the_movers_durations(con: duckdb.DuckDBPyConnection) -> None:
+    # j1 moved from a to b in 3 h, j3 from b to c in 1 d; j2 never left a and the last
+    # stages have no next one (no duration: not shown)
     frame = time_module.time_in_stage_data(con)
     assert frame.select("journey_id", "stage", "time_in_stage_seconds").rows() == [
         ("j1", "a", 10800.0),

@@ -263,13 +263,14 @@ def load_lake(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
     if not state_path(cfg).exists():
         tables = {"ingest_files": None, "ingest_rejects": None, "lake_files": None}
     else:
+        lake_dir = cfg.lake_dir.absolute()  # resolved once, not per part
         with warehouse.connection(state_path(cfg), read_only=True) as state:
             tables = {
                 name: state.sql(f"SELECT * FROM {name}").to_arrow_table()
                 for name in ("ingest_files", "ingest_rejects")
             }
             parts = [
-                (source, sha256, str((cfg.lake_dir / p).absolute()))  # the view outlives the cwd
+                (source, sha256, str(lake_dir / p))  # absolute: the view outlives the cwd
                 for source, sha256, p in state.execute(
                     "SELECT source, sha256, path FROM lake_files ORDER BY path"
                 ).fetchall()

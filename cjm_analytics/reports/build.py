@@ -97,11 +97,12 @@ CHARTS: dict[str, Chart] = {
         ),
         Chart(
             "time_in_stage",
-            ("touchpoints",),
+            ("int_journey_stage_facts",),
             time_module.time_in_stage_data,
             time_module.time_in_stage_figure,
-            "From the first touchpoint of a stage to the first of the next stage reached, for "
-            "journeys that moved on (a sample of at most 2,000 per stage).",
+            "From entering a stage to entering the next one, for journeys that moved on: the "
+            "durations the Kaplan-Meier median of the funnel is taken over (a sample of at "
+            "most 2,000 per stage).",
         ),
         Chart(
             "emotion_line",
