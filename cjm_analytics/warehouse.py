@@ -13,6 +13,7 @@ Rules this module enforces (see docs/adr):
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -131,8 +132,9 @@ class Model:
     name: str
     path: Path
 
-    @property
+    @functools.cached_property
     def sql(self) -> str:
+        """The model's SELECT, read once per Model (a process runs the models it loaded)."""
         return self.path.read_text(encoding="utf-8").strip().rstrip(";")
 
 
@@ -153,12 +155,9 @@ def discover_models(sql_dir: Path = SQL_DIR, layers: tuple[str, ...] = LAYERS) -
 def _dependency_order(models: list[Model]) -> list[Model]:
     """Topological order of models by the relation names their SQL mentions."""
     by_name = {m.name: m for m in models}
+    # the relation names a model mentions: its words (a name is a word: [a-z0-9_]), once
     deps = {
-        m.name: {
-            other
-            for other in by_name
-            if other != m.name and re.search(rf"\b{re.escape(other)}\b", _strip_comments(m.sql))
-        }
+        m.name: set(re.findall(r"\w+", _strip_comments(m.sql))) & set(by_name) - {m.name}
         for m in models
     }
     ordered: list[Model] = []
