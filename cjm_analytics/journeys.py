@@ -140,6 +140,55 @@ def build_journey_models(
     return _summary(con, cfg, as_of_utc, built)
 
 
+def materialize_time_to_next(con: duckdb.DuckDBPyConnection, model: warehouse.Model) -> None:
+    """`int_stage_time_to_next` from the rows its SQL returns (the facts at risk in order,
+    and the segment groups' names): Kaplan-Meier quantiles per group and stage by
+    `stats.kaplan_meier_groups` (ADR 0121). In the caller's transaction."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from cjm_analytics import stats
+
+    rows = con.sql(model.sql).to_arrow_table()
+    is_fact = pc.is_null(rows["group_id"])
+    facts, groups = rows.filter(is_fact), rows.filter(pc.invert(is_fact))
+    lists = facts["group_ids"].combine_chunks()
+    if lists.null_count:
+        raise WarehouseError(f"{model.name}: a fact at risk has no segment groups")
+    found = stats.kaplan_meier_groups(
+        facts["stage_order"].to_numpy(),
+        facts["duration_seconds"].to_numpy(),
+        facts["is_km_event"].to_numpy(zero_copy_only=False),
+        lists.offsets.to_numpy(),
+        lists.values.to_numpy(),
+    )
+    names = dict(
+        zip(
+            groups["group_id"].to_pylist(),
+            zip(groups["dimension"].to_pylist(), groups["segment_value"].to_pylist(), strict=True),
+            strict=True,
+        )
+    )
+    named = [names[int(g)] for g in found.group_id]
+    table = pa.table(
+        {
+            "dimension": pa.array([n[0] for n in named], pa.string()),
+            "segment_value": pa.array([n[1] for n in named], pa.string()),
+            "stage_order": pa.array(found.stage_order, pa.int32()),
+            "time_to_next_median_seconds": pa.array(found.quantiles[0.5], from_pandas=True),
+            "time_to_next_p90_seconds": pa.array(found.quantiles[0.9], from_pandas=True),
+            "time_to_next_observed_count": pa.array(found.observed_count.astype(np.int64)),
+            "time_to_next_censored_count": pa.array(found.censored_count.astype(np.int64)),
+        }
+    )
+    con.register("km_quantiles", table)
+    try:
+        con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS SELECT * FROM km_quantiles')
+    finally:
+        con.unregister("km_quantiles")
+
+
 def to_utc_naive(moment: datetime) -> datetime:
     """A timezone-aware moment as naive UTC; a naive one is taken to be UTC already."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats as scipy_stats
 
 #: Two-sided 95% normal quantile.
@@ -58,6 +59,103 @@ def kaplan_meier_quantile(
         if survival <= 1 - share_moved + 1e-12:
             return time
     return None
+
+
+@dataclass(frozen=True)
+class GroupQuantiles:
+    """Kaplan-Meier quantiles per (group, stage) with at least one row at risk (arrays of
+    one length; a quantile is NaN where S(t) never falls to it)."""
+
+    group_id: np.ndarray
+    stage_order: np.ndarray
+    quantiles: dict[float, np.ndarray]
+    observed_count: np.ndarray
+    censored_count: np.ndarray
+
+
+def kaplan_meier_groups(
+    stage_order: np.ndarray,
+    duration: np.ndarray,
+    observed: np.ndarray,
+    group_offsets: np.ndarray,
+    group_ids: np.ndarray,
+    shares_moved: Sequence[float] = (0.5, 0.9),
+) -> GroupQuantiles:
+    """`kaplan_meier_quantile` for every (group, stage) at once, vectorized (ADR 0121).
+
+    Row i (a journey at risk at a stage) has `stage_order[i]`, `duration[i]`, `observed[i]`
+    (moved on: an event; else censored) and belongs to the groups
+    `group_ids[group_offsets[i]:group_offsets[i + 1]]` (small non-negative integers). The
+    rows must be sorted by (stage_order, duration): each group's rows are then a
+    subsequence in the same order, picked by one stable sort of the group ids, so no group
+    is sorted on its own. Ties and censoring as in `kaplan_meier`: at a duration, the
+    censored rows are still at risk, the events come first.
+    """
+    rows = len(stage_order)
+    if len(group_offsets) != rows + 1:
+        raise ValueError(f"group_offsets has {len(group_offsets)} entries for {rows} rows")
+    if rows and np.any(
+        (np.diff(stage_order) < 0) | ((np.diff(stage_order) == 0) & (np.diff(duration) < 0))
+    ):
+        raise ValueError("rows must be sorted by (stage_order, duration)")
+    # runs: rows of one stage and one duration (in the sorted rows)
+    new_run = np.ones(rows, dtype=bool)
+    new_run[1:] = (stage_order[1:] != stage_order[:-1]) | (duration[1:] != duration[:-1])
+    index = np.int32 if rows < 2**31 else np.int64  # half the memory of int64 indices
+    run_of_row = np.cumsum(new_run, dtype=index) - 1
+    run_duration = duration[new_run]
+    # the (group, row) pairs, grouped by group, each group's rows in sorted order
+    row_of_pair = np.repeat(np.arange(rows, dtype=index), np.diff(group_offsets))
+    # a stable sort of 16-bit keys is a radix sort in numpy (2.5x faster here than int32's)
+    if len(group_ids) and group_ids.min() < 0:
+        raise ValueError("group ids must be non-negative integers")
+    narrow = len(group_ids) and group_ids.max() < 2**16
+    by_group = np.argsort(group_ids.astype(np.uint16) if narrow else group_ids, kind="stable")
+    group = np.repeat(
+        np.arange(group_ids.max() + 1 if len(group_ids) else 0), np.bincount(group_ids)
+    )
+    row = row_of_pair[by_group]
+    run = run_of_row[row]
+    event = observed[row]
+    pairs = len(group)
+    empty = np.zeros(0, dtype=np.int64)
+    if not pairs:
+        return GroupQuantiles(empty, empty, {q: np.zeros(0) for q in shares_moved}, empty, empty)
+    # partitions: one group and one stage; distinct durations: one run within a partition
+    new_part = np.ones(pairs, dtype=bool)
+    stage = stage_order[row]
+    new_part[1:] = (group[1:] != group[:-1]) | (stage[1:] != stage[:-1])
+    new_time = new_part.copy()
+    new_time[1:] |= run[1:] != run[:-1]
+    part_start = np.flatnonzero(new_part)
+    part_size = np.diff(np.append(part_start, pairs))
+    time_start = np.flatnonzero(new_time)
+    part_of_time = np.cumsum(new_part)[time_start] - 1
+    # at risk at a duration: the partition's rows minus those before it (shorter durations)
+    at_risk = part_size[part_of_time] - (time_start - part_start[part_of_time])
+    events = np.add.reduceat(event, time_start, dtype=np.int64)
+    observed_count = np.add.reduceat(event, part_start, dtype=np.int64)
+    found = {q: np.full(len(part_start), np.nan) for q in shares_moved}
+    first_time = np.searchsorted(time_start, part_start)
+    last_time = np.append(first_time[1:], len(time_start))
+    for part, (first, last) in enumerate(zip(first_time, last_time, strict=True)):
+        moved = events[first:last] > 0
+        if not moved.any():
+            continue
+        # S changes only at durations with events; the product as kaplan_meier takes it
+        survival = np.cumprod(1 - events[first:last][moved] / at_risk[first:last][moved])
+        times = run_duration[run[time_start[first:last][moved]]]
+        for share in shares_moved:
+            below = np.flatnonzero(survival <= 1 - share + 1e-12)
+            if len(below):
+                found[share][part] = times[below[0]]
+    return GroupQuantiles(
+        group_id=group[part_start],
+        stage_order=stage[part_start],
+        quantiles=found,
+        observed_count=observed_count,
+        censored_count=part_size - observed_count,
+    )
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:

@@ -14,12 +14,13 @@ Rules this module enforces (see docs/adr):
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +186,14 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*", "", sql)
 
 
+#: Models whose SQL returns the input of a Python function that writes the table (model
+#: name -> "module:function", called with the connection and the model): for a computation
+#: SQL does slowly, the Kaplan-Meier estimate per segment group (ADR 0121).
+FINISHED_IN_PYTHON: dict[str, str] = {
+    "int_stage_time_to_next": "cjm_analytics.journeys:materialize_time_to_next",
+}
+
+
 def run_models(
     con: duckdb.DuckDBPyConnection,
     models: list[Model] | None = None,
@@ -195,7 +204,10 @@ def run_models(
         began, began_cpu = time.perf_counter(), time.process_time()
         try:
             with transaction(con):
-                con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}')
+                if model.name in FINISHED_IN_PYTHON:
+                    _finisher(model.name)(con, model)
+                else:
+                    con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}')
         except duckdb.Error as exc:
             raise WarehouseError(f"sql model {model.layer}/{model.name}.sql failed: {exc}") from exc
         built.append(model.name)
@@ -207,6 +219,11 @@ def run_models(
             time.process_time() - began_cpu,
         )
     return built
+
+
+def _finisher(name: str) -> Callable[[duckdb.DuckDBPyConnection, Model], None]:
+    module, function = FINISHED_IN_PYTHON[name].split(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
 
 
 def run_sql_tests(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> dict[str, int]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 from cjm_analytics import stats
@@ -43,3 +46,58 @@ def test_odds_ratio_test() -> None:
     assert result.odds_ratio_low < 6 < result.odds_ratio_high
     # a zero cell: 0.5 added to each cell for the ratio (Haldane): (5.5*6.5)/(0.5*4.5)
     assert stats.odds_ratio_test(5, 0, 4, 6).odds_ratio == pytest.approx(5.5 * 6.5 / (0.5 * 4.5))
+
+
+_ROW = st.tuples(
+    st.integers(1, 3),  # stage_order
+    st.integers(0, 6),  # duration: few values, so ties between events and censored rows
+    st.booleans(),  # observed (moved on)
+    st.sets(st.integers(0, 4), min_size=1, max_size=3),  # the row's groups
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ROW, max_size=40))
+def test_kaplan_meier_groups_equals_the_reference_per_group(rows: list) -> None:
+    rows = sorted(rows, key=lambda r: (r[0], r[1]))
+    groups = [sorted(r[3]) for r in rows]
+    offsets = np.cumsum([0] + [len(g) for g in groups])
+    found = stats.kaplan_meier_groups(
+        np.array([r[0] for r in rows], dtype=np.int32),
+        np.array([r[1] for r in rows], dtype=np.float64),
+        np.array([r[2] for r in rows], dtype=bool),
+        offsets,
+        np.array([g for gs in groups for g in gs], dtype=np.int32),
+    )
+    expected = {}
+    for key in sorted({(g, r[0]) for r in rows for g in r[3]}):
+        members = [r for r in rows if key[0] in r[3] and r[0] == key[1]]
+        durations, observed = [r[1] for r in members], [r[2] for r in members]
+        expected[key] = (
+            *(stats.kaplan_meier_quantile(durations, observed, q) for q in (0.5, 0.9)),
+            sum(observed),
+            len(members) - sum(observed),
+        )
+    got = {
+        (int(g), int(s)): (
+            *(
+                None if np.isnan(found.quantiles[q][i]) else found.quantiles[q][i]
+                for q in (0.5, 0.9)
+            ),
+            int(found.observed_count[i]),
+            int(found.censored_count[i]),
+        )
+        for i, (g, s) in enumerate(zip(found.group_id, found.stage_order, strict=True))
+    }
+    assert got == expected
+
+
+def test_kaplan_meier_groups_refuses_unsorted_rows() -> None:
+    with pytest.raises(ValueError, match="sorted by"):
+        stats.kaplan_meier_groups(
+            np.array([1, 1]),
+            np.array([5.0, 2.0]),
+            np.array([True, True]),
+            np.array([0, 1, 2]),
+            np.array([0, 0]),
+        )
