@@ -146,16 +146,16 @@ def materialize_time_to_next(con: duckdb.DuckDBPyConnection, model: warehouse.Mo
     `stats.kaplan_meier_groups` (ADR 0121). In the caller's transaction."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from cjm_analytics import stats
 
     rows = con.sql(model.sql).to_arrow_table()
-    is_fact = pc.is_null(rows["group_id"])
-    facts, groups = rows.filter(is_fact), rows.filter(pc.invert(is_fact))
+    # the facts first, then the groups (the SQL's order): slices, not copies
+    fact_count = rows["group_id"].null_count
+    facts, groups = rows.slice(0, fact_count), rows.slice(fact_count)
     lists = facts["group_ids"].combine_chunks()
-    if lists.null_count:
-        raise WarehouseError(f"{model.name}: a fact at risk has no segment groups")
+    if groups["group_id"].null_count or lists.null_count:
+        raise WarehouseError(f"{model.name}: its SQL must return the facts, then the groups")
     found = stats.kaplan_meier_groups(
         facts["stage_order"].to_numpy(),
         facts["duration_seconds"].to_numpy(),

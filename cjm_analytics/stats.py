@@ -73,6 +73,10 @@ class GroupQuantiles:
     censored_count: np.ndarray
 
 
+#: Group-row pairs taken at once by `kaplan_meier_groups` (memory: about 40 bytes a pair).
+KM_PAIRS_PER_CHUNK = 4_000_000
+
+
 def kaplan_meier_groups(
     stage_order: np.ndarray,
     duration: np.ndarray,
@@ -80,16 +84,18 @@ def kaplan_meier_groups(
     group_offsets: np.ndarray,
     group_ids: np.ndarray,
     shares_moved: Sequence[float] = (0.5, 0.9),
+    pairs_per_chunk: int = KM_PAIRS_PER_CHUNK,
 ) -> GroupQuantiles:
     """`kaplan_meier_quantile` for every (group, stage) at once, vectorized (ADR 0121).
 
     Row i (a journey at risk at a stage) has `stage_order[i]`, `duration[i]`, `observed[i]`
     (moved on: an event; else censored) and belongs to the groups
-    `group_ids[group_offsets[i]:group_offsets[i + 1]]` (small non-negative integers). The
-    rows must be sorted by (stage_order, duration): each group's rows are then a
-    subsequence in the same order, picked by one stable sort of the group ids, so no group
-    is sorted on its own. Ties and censoring as in `kaplan_meier`: at a duration, the
-    censored rows are still at risk, the events come first.
+    `group_ids[group_offsets[i]:group_offsets[i + 1]]` (non-negative integers). The rows
+    must be sorted by (stage_order, duration): each group's rows are then a subsequence in
+    the same order, picked by a stable sort of the group ids, so no group is sorted on its
+    own. Ties and censoring as in `kaplan_meier`: at a duration, the censored rows are
+    still at risk, the events come first. Groups are taken a chunk of about
+    `pairs_per_chunk` (group, row) pairs at a time, so memory does not grow with the log.
     """
     rows = len(stage_order)
     if len(group_offsets) != rows + 1:
@@ -98,32 +104,68 @@ def kaplan_meier_groups(
         (np.diff(stage_order) < 0) | ((np.diff(stage_order) == 0) & (np.diff(duration) < 0))
     ):
         raise ValueError("rows must be sorted by (stage_order, duration)")
+    if len(group_ids) and group_ids.min() < 0:
+        raise ValueError("group ids must be non-negative integers")
     # runs: rows of one stage and one duration (in the sorted rows)
     new_run = np.ones(rows, dtype=bool)
     new_run[1:] = (stage_order[1:] != stage_order[:-1]) | (duration[1:] != duration[:-1])
     index = np.int32 if rows < 2**31 else np.int64  # half the memory of int64 indices
     run_of_row = np.cumsum(new_run, dtype=index) - 1
     run_duration = duration[new_run]
-    # the (group, row) pairs, grouped by group, each group's rows in sorted order
-    row_of_pair = np.repeat(np.arange(rows, dtype=index), np.diff(group_offsets))
-    # a stable sort of 16-bit keys is a radix sort in numpy (2.5x faster here than int32's)
-    if len(group_ids) and group_ids.min() < 0:
-        raise ValueError("group ids must be non-negative integers")
-    narrow = len(group_ids) and group_ids.max() < 2**16
-    by_group = np.argsort(group_ids.astype(np.uint16) if narrow else group_ids, kind="stable")
-    group = np.repeat(
-        np.arange(group_ids.max() + 1 if len(group_ids) else 0), np.bincount(group_ids)
+    pairs_per_group = np.bincount(group_ids) if len(group_ids) else np.zeros(0, np.int64)
+    parts: list[GroupQuantiles] = []
+    first = 0
+    while first < len(pairs_per_group):
+        # the next groups, up to pairs_per_chunk pairs (at least one group)
+        ends = np.cumsum(pairs_per_group[first:])
+        last = first + max(1, int(np.searchsorted(ends, pairs_per_chunk, side="right")))
+        if ends[last - first - 1]:
+            parts.append(
+                _km_chunk(
+                    (stage_order, observed, group_offsets, group_ids),
+                    (run_of_row, run_duration),
+                    (first, last),
+                    shares_moved,
+                )
+            )
+        first = last
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return GroupQuantiles(empty, empty, {q: np.zeros(0) for q in shares_moved}, empty, empty)
+    return GroupQuantiles(
+        group_id=np.concatenate([p.group_id for p in parts]),
+        stage_order=np.concatenate([p.stage_order for p in parts]),
+        quantiles={q: np.concatenate([p.quantiles[q] for p in parts]) for q in shares_moved},
+        observed_count=np.concatenate([p.observed_count for p in parts]),
+        censored_count=np.concatenate([p.censored_count for p in parts]),
     )
-    row = row_of_pair[by_group]
+
+
+def _km_chunk(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    runs: tuple[np.ndarray, np.ndarray],
+    groups: tuple[int, int],
+    shares_moved: Sequence[float],
+) -> GroupQuantiles:
+    """`kaplan_meier_groups` for the groups first <= id < last."""
+    stage_order, observed, group_offsets, group_ids = data
+    run_of_row, run_duration = runs
+    first, last = groups
+    picked = np.flatnonzero((group_ids >= first) & (group_ids < last))  # in row order
+    keys = group_ids[picked] - first
+    # a stable sort of 16-bit keys is a radix sort in numpy (2.5x faster here than int32's)
+    by_group = np.argsort(keys.astype(np.uint16) if last - first < 2**16 else keys, kind="stable")
+    group = keys[by_group] + first
+    row = (np.searchsorted(group_offsets, picked[by_group], side="right") - 1).astype(
+        run_of_row.dtype
+    )
+    del picked, keys, by_group
     run = run_of_row[row]
     event = observed[row]
+    stage = stage_order[row]
     pairs = len(group)
-    empty = np.zeros(0, dtype=np.int64)
-    if not pairs:
-        return GroupQuantiles(empty, empty, {q: np.zeros(0) for q in shares_moved}, empty, empty)
     # partitions: one group and one stage; distinct durations: one run within a partition
     new_part = np.ones(pairs, dtype=bool)
-    stage = stage_order[row]
     new_part[1:] = (group[1:] != group[:-1]) | (stage[1:] != stage[:-1])
     new_time = new_part.copy()
     new_time[1:] |= run[1:] != run[:-1]
@@ -138,13 +180,13 @@ def kaplan_meier_groups(
     found = {q: np.full(len(part_start), np.nan) for q in shares_moved}
     first_time = np.searchsorted(time_start, part_start)
     last_time = np.append(first_time[1:], len(time_start))
-    for part, (first, last) in enumerate(zip(first_time, last_time, strict=True)):
-        moved = events[first:last] > 0
+    for part, (begin, end) in enumerate(zip(first_time, last_time, strict=True)):
+        moved = events[begin:end] > 0
         if not moved.any():
             continue
         # S changes only at durations with events; the product as kaplan_meier takes it
-        survival = np.cumprod(1 - events[first:last][moved] / at_risk[first:last][moved])
-        times = run_duration[run[time_start[first:last][moved]]]
+        survival = np.cumprod(1 - events[begin:end][moved] / at_risk[begin:end][moved])
+        times = run_duration[run[time_start[begin:end][moved]]]
         for share in shares_moved:
             below = np.flatnonzero(survival <= 1 - share + 1e-12)
             if len(below):

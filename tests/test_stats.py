@@ -57,8 +57,8 @@ _ROW = st.tuples(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_ROW, max_size=40))
-def test_kaplan_meier_groups_equals_the_reference_per_group(rows: list) -> None:
+@given(st.lists(_ROW, max_size=40), st.integers(1, 60))
+def test_kaplan_meier_groups_equals_the_reference_per_group(rows: list, chunk: int) -> None:
     rows = sorted(rows, key=lambda r: (r[0], r[1]))
     groups = [sorted(r[3]) for r in rows]
     offsets = np.cumsum([0] + [len(g) for g in groups])
@@ -68,6 +68,7 @@ def test_kaplan_meier_groups_equals_the_reference_per_group(rows: list) -> None:
         np.array([r[2] for r in rows], dtype=bool),
         offsets,
         np.array([g for gs in groups for g in gs], dtype=np.int32),
+        pairs_per_chunk=chunk,  # small chunks: several groups' chunks, one group alone
     )
     expected = {}
     for key in sorted({(g, r[0]) for r in rows for g in r[3]}):

@@ -26,7 +26,7 @@
 -- Rows returned (two kinds, told apart by group_id):
 --   a fact at risk: stage_order, duration_seconds, is_km_event, group_ids (the segment
 --     groups of its journey), group_id NULL; in order of (stage_order, duration_seconds);
---   a segment group: group_id, dimension, segment_value, the rest NULL.
+--   then a segment group: group_id, dimension, segment_value, the rest NULL.
 with
 
 facts as (
@@ -87,4 +87,4 @@ final as (
     select * from group_rows
 )
 
-select * from final order by stage_order, duration_seconds
+select * from final order by stage_order nulls last, duration_seconds
