@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from cjm_analytics import stages, stats
@@ -29,21 +30,26 @@ FALSE_DISCOVERY_RATE = 0.05
 def dropoff_driver_frame(counts: pl.DataFrame) -> pl.DataFrame:
     """One row per (stage, feature) of `counts` with odds ratio, interval, p and q values."""
     rows = []
+    tables = []
     for row in counts.to_dicts():
         a, c = row["abandoned_with"], row["moved_on_with"]
         b, d = row["abandoned_total"] - a, row["moved_on_total"] - c
-        test = stats.odds_ratio_test(a, b, c, d)
+        odds_ratio, low, high = stats.odds_ratio_interval(a, b, c, d)
+        tables.append((a, b, c, d))
         rows.append(
             {
                 **row,
                 "abandonment_rate_with": a / (a + c) if a + c else None,
                 "abandonment_rate_without": b / (b + d) if b + d else None,
-                "odds_ratio": test.odds_ratio,
-                "odds_ratio_low": test.odds_ratio_low,
-                "odds_ratio_high": test.odds_ratio_high,
-                "p_value": test.p_value,
+                "odds_ratio": odds_ratio,
+                "odds_ratio_low": low,
+                "odds_ratio_high": high,
             }
         )
+    # every table's Fisher exact test at once (scipy's steps, the same p-values)
+    p_values = stats.fisher_exact_p_values(*np.array(tables).T) if tables else np.zeros(0)
+    for row, p_value in zip(rows, p_values, strict=True):
+        row["p_value"] = float(p_value)
     q_values = stats.benjamini_hochberg([r["p_value"] for r in rows])
     for row, q_value in zip(rows, q_values, strict=True):
         row["q_value"] = q_value

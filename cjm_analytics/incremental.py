@@ -686,14 +686,15 @@ def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> set[s
 
 
 def _typed_columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> dict[str, str]:
-    """Column name -> type, in the table's order."""
-    return dict(
-        con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
-            "AND table_name = ? ORDER BY column_index",
-            [database, table],
-        ).fetchall()
-    )
+    """Column name -> type, in the table's order; empty when there is no such table.
+    (DESCRIBE binds one table: about 0.5 ms, against 4 ms for a filtered `duckdb_columns()`,
+    which lists every attached database's columns; the night asks a few hundred times.)"""
+    quote = warehouse.quote_identifier
+    try:
+        rows = con.execute(f"DESCRIBE {quote(database)}.{quote(table)}").fetchall()
+    except duckdb.CatalogException:
+        return {}
+    return {row[0]: row[1] for row in rows}
 
 
 def _scope_relation(home: str, scope: str) -> str:

@@ -8,7 +8,7 @@ marts (constraint, drop-off drivers).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -229,17 +229,112 @@ def odds_ratio_test(
     """Odds of abandoning with vs without the feature; Woolf 95% interval; Fisher exact p.
 
     The odds ratio and its interval add 0.5 to every cell when any cell is 0 (Haldane);
-    the p-value is the two-sided Fisher exact test on the raw counts.
+    the p-value is the two-sided Fisher exact test on the raw counts (scipy's, one table:
+    `fisher_exact_p_values` takes many at once).
     """
+    cells = (abandoned_with, abandoned_without, moved_with, moved_without)
+    table = [[abandoned_with, abandoned_without], [moved_with, moved_without]]
+    p_value = float(scipy_stats.fisher_exact(table, alternative="two-sided").pvalue)
+    return TwoByTwo(*odds_ratio_interval(*cells), p_value=p_value)
+
+
+def odds_ratio_interval(
+    abandoned_with: int, abandoned_without: int, moved_with: int, moved_without: int
+) -> tuple[float, float, float]:
+    """(odds ratio, Woolf 95% low, high); 0.5 added to every cell when any is 0 (Haldane)."""
     cells = [abandoned_with, abandoned_without, moved_with, moved_without]
     a, b, c, d = (x + 0.5 for x in cells) if min(cells) == 0 else cells
     log_or = math.log((a * d) / (b * c))
     se = math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
-    table = [[abandoned_with, abandoned_without], [moved_with, moved_without]]
-    p_value = float(scipy_stats.fisher_exact(table, alternative="two-sided").pvalue)
-    return TwoByTwo(
-        odds_ratio=math.exp(log_or),
-        odds_ratio_low=math.exp(log_or - Z_95 * se),
-        odds_ratio_high=math.exp(log_or + Z_95 * se),
-        p_value=p_value,
+    return math.exp(log_or), math.exp(log_or - Z_95 * se), math.exp(log_or + Z_95 * se)
+
+
+def fisher_exact_p_values(
+    abandoned_with: np.ndarray,
+    abandoned_without: np.ndarray,
+    moved_with: np.ndarray,
+    moved_without: np.ndarray,
+) -> np.ndarray:
+    """Two-sided Fisher exact p-values of many 2x2 tables [[a, b], [c, d]] at once.
+
+    The steps of scipy's `fisher_exact(alternative="two-sided")` (read in scipy 1.17), each taken
+    for every table together: scipy's own hypergeometric pmf, cdf and sf at the same
+    points, and its binary search for the other tail run element-wise. A call per table
+    spends about 1.8 ms in scipy's checks (0.86 s for the 473 drop-off tables at 10M); the
+    values are the same (a property test compares them with `fisher_exact`)."""
+    from scipy.stats import hypergeom
+
+    c00, c01 = np.asarray(abandoned_with, np.int64), np.asarray(abandoned_without, np.int64)
+    c10, c11 = np.asarray(moved_with, np.int64), np.asarray(moved_without, np.int64)
+    n1, n2, n = c00 + c01, c10 + c11, c00 + c10
+    total = n1 + n2
+    p_value = np.ones(len(c00))
+    # a row or column of zeros: p = 1 (scipy returns it before anything else)
+    open_ = ~((n == 0) | (c01 + c11 == 0) | (n1 == 0) | (n2 == 0))
+    mode = np.zeros(len(c00), np.int64)
+    mode[open_] = ((n[open_] + 1) * (n1[open_] + 1) / (total[open_] + 2)).astype(np.int64)
+    pexact, pmode = np.ones(len(c00)), np.ones(len(c00))
+    pexact[open_] = hypergeom.pmf(c00[open_], total[open_], n1[open_], n[open_])
+    pmode[open_] = hypergeom.pmf(mode[open_], total[open_], n1[open_], n[open_])
+    gamma = 1 + 1e-14
+    with np.errstate(invalid="ignore", divide="ignore"):
+        at_mode = np.abs(pexact - pmode) / np.maximum(pexact, pmode) <= 1e-14
+    tails = open_ & ~at_mode
+    lower = tails & (c00 < mode)
+    upper = tails & ~(c00 < mode)
+    # the observed tail, and whether the far end alone is already more likely
+    near = np.zeros(len(c00))
+    near[lower] = hypergeom.cdf(c00[lower], total[lower], n1[lower], n[lower])
+    near[upper] = hypergeom.sf(c00[upper] - 1, total[upper], n1[upper], n[upper])
+    end = np.where(lower, n, 0)
+    end_pmf = np.zeros(len(c00))
+    end_pmf[tails] = hypergeom.pmf(end[tails], total[tails], n1[tails], n[tails])
+    p_value[tails] = near[tails]
+    search = tails & ~(end_pmf > pexact * gamma)
+    # the other tail: lower side searches -pmf on [mode, n]; upper side pmf on [0, mode]
+    sign = np.where(lower, -1.0, 1.0)
+    target = sign * pexact * gamma
+    lo, hi = np.where(lower, mode, 0), np.where(lower, n, mode)
+    guess = _vector_binary_search(
+        lambda x, k: sign[k] * hypergeom.pmf(x, total[k], n1[k], n[k]), target, lo, hi, search
     )
+    far = np.zeros(len(c00))
+    low_search, up_search = search & lower, search & upper
+    far[low_search] = hypergeom.sf(
+        guess[low_search], total[low_search], n1[low_search], n[low_search]
+    )
+    far[up_search] = hypergeom.cdf(guess[up_search], total[up_search], n1[up_search], n[up_search])
+    p_value[search] = near[search] + far[search]
+    return np.minimum(p_value, 1.0)
+
+
+def _vector_binary_search(
+    value: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    target: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    active: np.ndarray,
+) -> np.ndarray:
+    """scipy's `_binary_search` (i with value(i) <= target < value(i + 1), value ascending
+    on [lo, hi]) for every index where `active`; `value(x, k)` evaluates the functions of
+    the indices k at the points x."""
+    lo, hi = lo.copy(), hi.copy()
+    found = np.full(len(lo), -1, np.int64)
+    searching = active.copy()
+    while True:
+        k = np.flatnonzero(searching & (lo < hi))
+        if not len(k):
+            break
+        mid = lo[k] + (hi[k] - lo[k]) // 2
+        mid_value = value(mid, k)
+        below, above = mid_value < target[k], mid_value > target[k]
+        lo[k[below]] = mid[below] + 1
+        hi[k[above]] = mid[above] - 1
+        hit = k[~below & ~above]
+        found[hit] = mid[~below & ~above]
+        searching[hit] = False
+    k = np.flatnonzero(searching)
+    if len(k):
+        at_lo = value(lo[k], k) <= target[k]
+        found[k] = np.where(at_lo, lo[k], lo[k] - 1)
+    return found

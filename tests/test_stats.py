@@ -102,3 +102,15 @@ def test_kaplan_meier_groups_refuses_unsorted_rows() -> None:
             np.array([0, 1, 2]),
             np.array([0, 0]),
         )
+
+
+_COUNT = st.one_of(st.integers(0, 12), st.integers(0, 200_000))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_COUNT, _COUNT, _COUNT, _COUNT), min_size=1, max_size=12))
+def test_fisher_exact_p_values_equal_scipys(tables: list) -> None:
+    columns = [np.array(column) for column in zip(*tables, strict=True)]
+    found = stats.fisher_exact_p_values(*columns)
+    expected = [scipy_stats.fisher_exact([[a, b], [c, d]]).pvalue for a, b, c, d in tables]
+    assert found.tolist() == expected
