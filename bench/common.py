@@ -122,7 +122,11 @@ def _poll_tree(pid: int, peak: list[float], done: threading.Event) -> None:
 
 
 def measure(script: str, function: str, kwargs: dict[str, Any]) -> Measured:
-    """Run `bench/<script>:<function>(**kwargs)` in a fresh process; fail loudly if it fails."""
+    """Run `bench/<script>:<function>(**kwargs)` in a fresh process; fail loudly if it fails.
+
+    The files the measurement before it wrote are flushed to disk first (`os.sync`, not
+    timed), so no measurement pays for the write-back of another's output."""
+    os.sync()
     with tempfile.TemporaryDirectory(prefix="cjm-bench-") as tmp:
         out = Path(tmp) / "result.json"
         log = Path(tmp) / "stderr.txt"
