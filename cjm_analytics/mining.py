@@ -211,13 +211,15 @@ def variant_counts(con: duckdb.DuckDBPyConnection, level: str = "event") -> Vari
     table = con.sql(query).to_arrow_table()
     paths = table.column(0).combine_chunks()
     encoded = pc.dictionary_encode(paths.flatten(), null_encoding="encode")
-    name_of = encoded.dictionary.to_pylist().__getitem__
-    codes = encoded.indices.to_pylist()
+    # every step's name object once, then each variant a tuple of one slice of them
+    names = list(map(encoded.dictionary.to_pylist().__getitem__, encoded.indices.to_pylist()))
     first, *_ = offsets = paths.offsets.to_pylist()  # flatten() starts at the first offset
     return Counter(
         {
-            tuple(map(name_of, codes[offsets[row] - first : offsets[row + 1] - first])): int(count)
-            for row, count in enumerate(table.column(1).to_pylist())
+            tuple(names[start - first : end - first]): int(count)
+            for start, end, count in zip(
+                offsets[:-1], offsets[1:], table.column(1).to_pylist(), strict=True
+            )
         }
     )
 
