@@ -416,10 +416,9 @@ def _count_scope(
         read = _read_columns(con, models, inputs)
         for table in inputs:
             if carried.get(table) == f"temp.{STALING}":  # recomputed for exactly these
-                columns = ", ".join(warehouse.quote_identifier(c) for c in sorted(read[table]))
+                # the columns the merge kept: those the count tables read (or all of them)
                 con.execute(
-                    f'CREATE TABLE {SCOPE}."{table}" AS '
-                    f'SELECT {columns} FROM temp."night_recomputed_{table}"'
+                    f'CREATE TABLE {SCOPE}."{table}" AS FROM temp."night_recomputed_{table}"'
                 )
                 continue
             _copy_input(
