@@ -1,8 +1,9 @@
 """Small statistics the stage marts use, in plain Python (and scipy where it serves).
 
-The SQL models compute the same Wilson interval and Kaplan-Meier quantiles in SQL; these
-functions are their reference (the tests compare both) and serve the Python-on-aggregates
-marts (constraint, drop-off drivers).
+The SQL models compute the same Wilson interval in SQL; `wilson_interval`,
+`kaplan_meier` and `kaplan_meier_quantile` are the references the tests compare the
+warehouse with. `kaplan_meier_groups` computes `int_stage_time_to_next` (ADR 0121); the
+Python-on-aggregates marts use the rest (constraint, drop-off drivers).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
+from scipy.stats import hypergeom
 
 #: Two-sided 95% normal quantile.
 Z_95 = 1.959963984540054
@@ -213,31 +214,6 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     return q_values
 
 
-@dataclass(frozen=True)
-class TwoByTwo:
-    """Journeys with/without a feature that abandoned / moved on, and its test."""
-
-    odds_ratio: float
-    odds_ratio_low: float
-    odds_ratio_high: float
-    p_value: float
-
-
-def odds_ratio_test(
-    abandoned_with: int, abandoned_without: int, moved_with: int, moved_without: int
-) -> TwoByTwo:
-    """Odds of abandoning with vs without the feature; Woolf 95% interval; Fisher exact p.
-
-    The odds ratio and its interval add 0.5 to every cell when any cell is 0 (Haldane);
-    the p-value is the two-sided Fisher exact test on the raw counts (scipy's, one table:
-    `fisher_exact_p_values` takes many at once).
-    """
-    cells = (abandoned_with, abandoned_without, moved_with, moved_without)
-    table = [[abandoned_with, abandoned_without], [moved_with, moved_without]]
-    p_value = float(scipy_stats.fisher_exact(table, alternative="two-sided").pvalue)
-    return TwoByTwo(*odds_ratio_interval(*cells), p_value=p_value)
-
-
 def odds_ratio_interval(
     abandoned_with: int, abandoned_without: int, moved_with: int, moved_without: int
 ) -> tuple[float, float, float]:
@@ -262,8 +238,6 @@ def fisher_exact_p_values(
     points, and its binary search for the other tail run element-wise. A call per table
     spends about 1.8 ms in scipy's checks (0.86 s for the 473 drop-off tables at 10M); the
     values are the same (a property test compares them with `fisher_exact`)."""
-    from scipy.stats import hypergeom
-
     c00, c01 = np.asarray(abandoned_with, np.int64), np.asarray(abandoned_without, np.int64)
     c10, c11 = np.asarray(moved_with, np.int64), np.asarray(moved_without, np.int64)
     n1, n2, n = c00 + c01, c10 + c11, c00 + c10

@@ -38,14 +38,15 @@ def test_benjamini_hochberg() -> None:
     )
 
 
-def test_odds_ratio_test() -> None:
+def test_odds_ratio_interval_and_fisher_p_value() -> None:
     # abandoned with / without = 8 / 2, moved on with / without = 4 / 6: OR = (8*6)/(2*4) = 6
-    result = stats.odds_ratio_test(8, 2, 4, 6)
-    assert result.odds_ratio == pytest.approx(6.0)
-    assert result.p_value == pytest.approx(scipy_stats.fisher_exact([[8, 2], [4, 6]]).pvalue)
-    assert result.odds_ratio_low < 6 < result.odds_ratio_high
+    odds_ratio, low, high = stats.odds_ratio_interval(8, 2, 4, 6)
+    assert odds_ratio == pytest.approx(6.0)
+    (p_value,) = stats.fisher_exact_p_values(*np.array([[8, 2, 4, 6]]).T)
+    assert p_value == pytest.approx(scipy_stats.fisher_exact([[8, 2], [4, 6]]).pvalue)
+    assert low < 6 < high
     # a zero cell: 0.5 added to each cell for the ratio (Haldane): (5.5*6.5)/(0.5*4.5)
-    assert stats.odds_ratio_test(5, 0, 4, 6).odds_ratio == pytest.approx(5.5 * 6.5 / (0.5 * 4.5))
+    assert stats.odds_ratio_interval(5, 0, 4, 6)[0] == pytest.approx(5.5 * 6.5 / (0.5 * 4.5))
 
 
 _ROW = st.tuples(
