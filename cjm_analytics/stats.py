@@ -3,7 +3,7 @@
 The SQL models compute the same Wilson interval in SQL; `wilson_interval`,
 `kaplan_meier` and `kaplan_meier_quantile` are the references the tests compare the
 warehouse with. `kaplan_meier_groups` computes `int_stage_time_to_next` (ADR 0121); the
-Python-on-aggregates marts use the rest (constraint, drop-off drivers).
+drop-off drivers (Python on aggregates) use the odds ratio, Fisher and Benjamini-Hochberg ones.
 """
 
 from __future__ import annotations
