@@ -175,12 +175,16 @@ class SourceConfig(_Strict):
     def _known_zone(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        from zoneinfo import available_timezones
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        if value not in available_timezones() and value != "UTC":
+        # one zone file read, not the whole tz database listed (available_timezones: about
+        # 0.3 s in a night's cold process)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
                 f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
-            )
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -493,13 +497,17 @@ def parse_config(
         raise ConfigError(_format_error(Path(origin), exc)) from None
 
 
+#: libyaml's safe loader when PyYAML was built with it (the same documents, about 8x faster)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_config(path: str | Path) -> JourneyConfig:
     """Read and validate journey.yaml; raise ConfigError naming the key and what is allowed."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (pass --config PATH to a journey.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except UnicodeDecodeError as exc:

@@ -16,6 +16,7 @@ Inside this module "case" means journey and "activity" means event name or stage
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -80,6 +81,8 @@ class MiningSummary:
     conforming_journey_share: float | None
     tables: tuple[str, ...]
     files: tuple[Path, ...]
+    #: the discovery still running (`build_mining(finish_discovery=False)`), else None
+    discovery: Discovery | None = None
 
 
 def mining_models(names: Iterable[str]) -> list[Model]:
@@ -92,6 +95,7 @@ def build_mining(
     cfg: JourneyConfig,
     out_dir: Path,
     previous: Path | None = None,
+    finish_discovery: bool = True,
 ) -> MiningSummary:
     """Mine `touchpoints` + `journeys`: SQL marts, discovered models, conformance.
 
@@ -101,6 +105,10 @@ def build_mining(
     `designed_transitions` into the warehouse. With `previous` (the published warehouse),
     per-journey models are recomputed only for `night_changed_customers`
     (cjm_analytics.incremental).
+
+    With `finish_discovery=False` the discovery is left running on its thread: the summary's
+    `discovery` must be finished by the caller (`Discovery.finish`, which writes
+    `discovered_model_edges`), and its `files` are empty until then (ADR 0123).
     """
     _require_tables(con, ("touchpoints", "journeys"))
     _require_event_names(con)
@@ -111,31 +119,81 @@ def build_mining(
     tables = incremental.run_models(con, mining_models(LOG_MODELS), previous)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    log_fitness = replay_designed_journey(con, cfg, previous is not None)
-    # pm4py's discovery is Python on one core: the conformance models (SQL on DuckDB's
-    # threads) run beside it, each thread on a connection of its own (ADR 0115). Nothing
-    # else imports while it runs (two threads importing pm4py can deadlock on its modules).
-    cursor = con.cursor()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cjm-discovery") as pool:
-        discovering = pool.submit(_discover_on, cursor, cfg.mining, out_dir)
+    # pm4py's discovery is Python on one core: the replay and the conformance models (SQL
+    # on DuckDB's threads) run beside it, each thread on a connection of its own (ADR 0115).
+    discovery = start_discovery(con, cfg.mining, out_dir)
+    try:
+        log_fitness = replay_designed_journey(con, cfg, previous is not None)
         tables += run_models(con, mining_models(CONFORMANCE_MODELS))
         log.debug("conformance models built beside the discovery")
-        files, edges = discovering.result()
-    _write_table(con, "discovered_model_edges", edges, _MODEL_EDGE_SCHEMA)
+        discovery.wait_for_inputs()  # its reads are done before `con` may close
+    except BaseException:
+        discovery.abandon()
+        raise
     tables += ["discovered_model_edges", "stage_variant_fitness"]
-    return _summary(con, tables, files, log_fitness)
+    files = discovery.finish(con) if finish_discovery else ()
+    return _summary(con, tables, files, log_fitness, None if finish_discovery else discovery)
 
 
-def _discover_on(
-    cursor: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
-) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
-    """`discover_journey_models` on `cursor` (a connection for this thread alone), then
-    closed."""
-    began = time.perf_counter()
-    with cursor:
-        found = discover_journey_models(cursor, settings, out_dir)
-    log.debug("models discovered: %.2f s", time.perf_counter() - began)
-    return found
+class Discovery:
+    """pm4py's discovery running on a thread of its own (`start_discovery`).
+
+    The thread first reads everything it needs from the warehouse, on a cursor of its own
+    that it then closes; from then on it is Python alone, and may outlive the connection it
+    was started from (the night finishes it at publish, ADR 0123). Nothing else imports
+    pm4py while it runs (two threads importing pm4py can deadlock on its modules)."""
+
+    def __init__(
+        self, cursor: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
+    ) -> None:
+        self._inputs_read = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cjm-discovery")
+        self._future = self._pool.submit(self._run, cursor, settings, out_dir)
+
+    def _run(
+        self, cursor: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
+    ) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
+        began = time.perf_counter()
+        try:
+            with cursor:
+                inputs = discovery_inputs(cursor)
+        finally:
+            self._inputs_read.set()
+        found = discover_from(inputs, settings, out_dir)
+        log.debug("models discovered: %.2f s", time.perf_counter() - began)
+        return found
+
+    def wait_for_inputs(self) -> None:
+        """Return once the thread no longer reads the warehouse (raise its error, if any)."""
+        self._inputs_read.wait()
+        if self._future.done():
+            self._future.result()
+
+    def finish(self, con: duckdb.DuckDBPyConnection) -> tuple[Path, ...]:
+        """Wait for the models, write `discovered_model_edges` on `con`; the files written."""
+        try:
+            files, edges = self._future.result()
+        except MiningError:
+            raise
+        except Exception as exc:  # a night finishes it at publish: say where it came from
+            raise MiningError(
+                f"process model discovery failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            self._pool.shutdown(wait=False)
+        _write_table(con, "discovered_model_edges", edges, _MODEL_EDGE_SCHEMA)
+        return files
+
+    def abandon(self) -> None:
+        """Give up on the result (the night failed): wait for the thread to end, quietly."""
+        self._pool.shutdown(wait=True)
+
+
+def start_discovery(
+    con: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
+) -> Discovery:
+    """Start `discover_from` on a thread, reading its inputs on a cursor of `con`."""
+    return Discovery(con.cursor(), settings, out_dir)
 
 
 def import_pm4py() -> None:
@@ -596,30 +654,53 @@ def discover_heuristics(
     )
 
 
+@dataclass(frozen=True)
+class LevelInputs:
+    """What the miners read of one level (event or stage) of the warehouse."""
+
+    variants: Variants
+    dfg: Dfg
+    windows: tuple[Dfg, dict[tuple[str, str, str], int]]
+
+
+def discovery_inputs(con: duckdb.DuckDBPyConnection) -> dict[str, LevelInputs]:
+    """The stored variants, directly-follows and window counts of each level that has
+    variants (`discover_from`'s input)."""
+    found: dict[str, LevelInputs] = {}
+    for level in ("event", "stage"):
+        variants = variant_counts(con, level)
+        if variants:
+            found[level] = LevelInputs(
+                variants, dfg_counts(con, level), stored_window_counts(con, level)
+            )
+    return found
+
+
 def discover_journey_models(
     con: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
+) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
+    """`discover_from` the warehouse's stored aggregates."""
+    return discover_from(discovery_inputs(con), settings, out_dir)
+
+
+def discover_from(
+    inputs: dict[str, LevelInputs], settings: MiningSettings, out_dir: Path
 ) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
     """Discover the inductive and heuristics models at event and stage level.
 
     Writes `<level>_process_tree.ptml`, `<level>_petri_net.pnml`, `<level>_bpmn.bpmn` and
     `<level>_heuristics_net.pnml` into `out_dir`. Returns the files written and the rows of
-    `discovered_model_edges` (build_mining writes the table, on its own connection).
+    `discovered_model_edges` (`Discovery.finish` writes the table).
     """
     import pm4py
 
     files: list[Path] = []
     edges: list[dict[str, Any]] = []
-    for level in ("event", "stage"):
-        variants = variant_counts(con, level)
-        if not variants:
-            continue
-        tree = discover_tree(variants, settings.noise_threshold)
+    for level, found in inputs.items():
+        tree = discover_tree(found.variants, settings.noise_threshold)
         net, initial, final = pm4py.convert_to_petri_net(tree)
         heuristics_net = discover_heuristics(
-            dfg_counts(con, level),
-            variants,
-            settings.heuristics_dependency_threshold,
-            stored_window_counts(con, level),
+            found.dfg, found.variants, settings.heuristics_dependency_threshold, found.windows
         )
         heuristics_petri = pm4py.convert_to_petri_net(heuristics_net)
         paths = [
@@ -868,6 +949,7 @@ def _summary(
     tables: list[str],
     files: tuple[Path, ...],
     log_fitness: float | None,
+    discovery: Discovery | None = None,
 ) -> MiningSummary:
     counts = con.execute(
         """
@@ -894,4 +976,5 @@ def _summary(
         conforming_journey_share=None if counts[6] is None else float(counts[6]),
         tables=tuple(tables),
         files=files,
+        discovery=discovery,
     )

@@ -76,6 +76,10 @@ def building_path(target: Path, run_id: str) -> Path:
 
 
 _RUN_LOCKS: dict[str, int] = {}
+#: run id -> the pm4py discovery its mining step left running; finished at publish, where
+#: it writes `discovered_model_edges` (ADR 0123). Nothing after mining reads that table or
+#: the model files, so the discovery runs beside changes, report and publish.
+_DISCOVERIES: dict[str, Any] = {}
 
 
 def _acquire_run_lock(target: Path, run_id: str) -> None:
@@ -407,7 +411,11 @@ def mining_step(night: Night) -> Facts:
 
     night.out_dir.mkdir(parents=True, exist_ok=True)
     with _build(night) as con:
-        summary = build_mining(con, night.cfg, night.out_dir, night.plan.previous)
+        summary = build_mining(
+            con, night.cfg, night.out_dir, night.plan.previous, finish_discovery=False
+        )
+        if summary.discovery is not None:
+            _DISCOVERIES[night.run_id] = summary.discovery
         con.execute("CHECKPOINT")
     return _summary_facts(
         summary,
@@ -463,7 +471,10 @@ def publish_step(night: Night, facts: Facts) -> RunRecord:
     from cjm_analytics.funnels import install_sql_macros
 
     record = _record(night, facts, status="succeeded")
+    discovery = _DISCOVERIES.pop(night.run_id, None)
     with _build(night) as con:
+        if discovery is not None:
+            discovery.finish(con)  # the model files and discovered_model_edges
         install_sql_macros(con)  # analysts' SQL funnels, stored in the published file
         history.install_runs(con, night.cfg.runs_dir, record)
         history.persist_night(con, night.cfg.runs_dir, night.run_id)
@@ -493,6 +504,9 @@ def fail_night(night: Night, facts: Facts, step: str, error: BaseException) -> R
     record.failed_step = step
     record.error_message = f"{type(error).__name__}: {error}"[:2000]
     record.ended_at = utc_now()
+    discovery = _DISCOVERIES.pop(night.run_id, None)
+    if discovery is not None:
+        discovery.abandon()  # before its night's files go
     for leftover in night.build_path.parent.glob(night.build_path.name + "*"):
         leftover.unlink(missing_ok=True)
     if night.lake_swap is not None and night.lake_swap[0].exists():

@@ -599,3 +599,93 @@ def test_stored_window_counts_equal_those_of_the_variants(mined: Any) -> None:
         stored = stored_window_counts(con, level)
         assert stored == window_counts(variant_counts(con, level))
         assert stored[1]  # the log has paths of three steps or more
+
+
+channel_logs = st.lists(
+    st.tuples(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["view", "cart", "buy", "faq"]), st.sampled_from(["web", "phone"])
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        st.sampled_from([True, False, None]),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(journeys=channel_logs, extra=extra_moves)
+def test_property_conformance_conversion_equals_journey_by_journey_counts(
+    journeys: list[tuple[list[tuple[str, str]], bool | None]],
+    extra: list[tuple[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # the SQL counts by stage variant (ADR 0122); here each journey is classified on its
+    # own: its path deviations (its variant's) and its channel deviations (stage b expects
+    # web), over the distinct stages it reached
+    log = {
+        f"j{i}": [(event, minute, channel) for minute, (event, channel) in enumerate(steps)]
+        for i, (steps, _) in enumerate(journeys)
+    }
+    with warehouse.connection() as con:
+        load_log(con, log)
+        for i, (_, converted) in enumerate(journeys):
+            con.execute(
+                "update journeys set is_converted = ? where journey_id = ?", [converted, f"j{i}"]
+            )
+        build_mining(
+            con, make_config([("a", "b"), ("b", "c"), *extra]), tmp_path_factory.mktemp("cc")
+        )
+        paths = dict(
+            rows(con, "select journey_id, stage_path from journey_paths where len(stage_path) > 0")
+        )
+        variant_of = {
+            tuple(path): variant
+            for path, variant in rows(
+                con, "select stage_path, stage_variant_id from stage_variants"
+            )
+        }
+        path_deviations: dict[int, set[str | None]] = {}
+        for variant, stage in rows(
+            con,
+            "select stage_variant_id, at_stage from deviations where deviation_kind <> 'unexpected_channel'",
+        ):
+            path_deviations.setdefault(variant, set()).add(stage)
+        channel_deviations: dict[str, set[str]] = {}
+        for journey, stage in rows(con, "select journey_id, stage from journey_channel_deviations"):
+            channel_deviations.setdefault(journey, set()).add(stage)
+        got = rows(
+            con,
+            "select scope, stage, path_group, journey_count, known_outcome_count, converted_count "
+            "from conformance_conversion",
+        )
+    counts: dict[tuple[str, str | None, str], list[int]] = {}
+
+    def count(key: tuple[str, str | None, str], converted: bool | None) -> None:
+        n = counts.setdefault(key, [0, 0, 0])
+        n[0] += 1
+        n[1] += converted is not None
+        n[2] += converted is True
+
+    for i, (_, converted) in enumerate(journeys):
+        journey = f"j{i}"
+        if journey not in paths:
+            continue
+        path = paths[journey]
+        variant = variant_of[tuple(path)]
+        deviating_at = path_deviations.get(variant, set()) | channel_deviations.get(journey, set())
+        deviates = variant in path_deviations or journey in channel_deviations
+        count(("overall", None, "deviating" if deviates else "conforming"), converted)
+        for stage in set(path):
+            count(
+                ("stage", stage, "deviating" if stage in deviating_at else "conforming"), converted
+            )
+    expected = sorted(
+        (key + tuple(n) for key, n in counts.items()),
+        key=lambda r: (r[0], r[1] is None, r[1] or "", r[2]),
+    )
+    assert got == expected
