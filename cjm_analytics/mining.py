@@ -16,6 +16,7 @@ Inside this module "case" means journey and "activity" means event name or stage
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -135,6 +136,10 @@ def build_mining(
     return _summary(con, tables, files, log_fitness, None if finish_discovery else discovery)
 
 
+#: The interpreter's switch interval while the discovery thread runs (seconds; see Discovery).
+DISCOVERY_SWITCH_INTERVAL = 0.0005
+
+
 class Discovery:
     """pm4py's discovery running on a thread of its own (`start_discovery`).
 
@@ -147,6 +152,12 @@ class Discovery:
         self, cursor: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
     ) -> None:
         self._inputs_read = threading.Event()
+        # The thread holds the interpreter lock for seconds at a time; a thread coming back
+        # from a short DuckDB call waits for it up to the switch interval (5 ms) each time.
+        # A shorter interval while it runs keeps the night's many small statements from
+        # queueing behind it (10M incremental night: the changes step 1.55 -> 0.45 s).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, DISCOVERY_SWITCH_INTERVAL))
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cjm-discovery")
         self._future = self._pool.submit(self._run, cursor, settings, out_dir)
 
@@ -155,11 +166,14 @@ class Discovery:
     ) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
         began = time.perf_counter()
         try:
-            with cursor:
-                inputs = discovery_inputs(cursor)
+            try:
+                with cursor:
+                    inputs = discovery_inputs(cursor)
+            finally:
+                self._inputs_read.set()
+            found = discover_from(inputs, settings, out_dir)
         finally:
-            self._inputs_read.set()
-        found = discover_from(inputs, settings, out_dir)
+            sys.setswitchinterval(self._switch_interval)
         log.debug("models discovered: %.2f s", time.perf_counter() - began)
         return found
 
@@ -167,22 +181,26 @@ class Discovery:
         """Return once the thread no longer reads the warehouse (raise its error, if any)."""
         self._inputs_read.wait()
         if self._future.done():
-            self._future.result()
+            self._result()
 
     def finish(self, con: duckdb.DuckDBPyConnection) -> tuple[Path, ...]:
         """Wait for the models, write `discovered_model_edges` on `con`; the files written."""
         try:
-            files, edges = self._future.result()
-        except MiningError:
-            raise
-        except Exception as exc:  # a night finishes it at publish: say where it came from
-            raise MiningError(
-                f"process model discovery failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            files, edges = self._result()
         finally:
             self._pool.shutdown(wait=False)
         _write_table(con, "discovered_model_edges", edges, _MODEL_EDGE_SCHEMA)
         return files
+
+    def _result(self) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
+        try:
+            return self._future.result()
+        except MiningError:
+            raise
+        except Exception as exc:  # a night may finish it at publish: say what it was
+            raise MiningError(
+                f"process model discovery failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def abandon(self) -> None:
         """Give up on the result (the night failed): wait for the thread to end, quietly."""

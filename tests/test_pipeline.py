@@ -3,8 +3,11 @@ report -> publish, twice (a normal night, then a full rebuild)."""
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import pytest
-from _tiny_night import TinyNights, tiny_nights
+from _tiny_night import TinyNights, demo_copy, tiny_nights
 
 from cjm_analytics import warehouse
 from cjm_analytics.history import load_runs
@@ -17,6 +20,7 @@ EXPECTED_TABLES = {
     "stage_what_if", "stage_sentiment", "abandonment_last_touchpoints", "dropoff_drivers",
     # mining
     "dfg_stage_edges", "stage_variants", "conformance_conversion", "deviations",
+    "discovered_model_edges",  # written at publish, when the discovery is finished (ADR 0123)
     # this area
     "runs", "stage_history", "segment_history", "stage_changes", "conversion_decomposition", "alerts",
 }  # fmt: skip
@@ -111,3 +115,35 @@ def test_warm_imports_load_the_later_steps_libraries_and_never_fail_the_build(
     assert {"pm4py", "scipy.stats", "plotly.graph_objects"} <= set(sys.modules)
     failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
     assert len(failed) == 2, failed
+
+
+def test_a_failed_discovery_fails_the_night_at_publish_and_leaves_no_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the discovery runs on its thread from the mining step to publish (ADR 0123): its error
+    # must still fail the night, name the discovery, and leave nothing half-published
+    from cjm_analytics import mining
+    from cjm_analytics.config import load_config
+    from cjm_analytics.errors import MiningError
+    from cjm_analytics.pipeline import _DISCOVERIES, run_night
+
+    mining_done = threading.Event()
+
+    def planted(*_: object) -> None:
+        mining_done.wait(timeout=120)  # fail once the mining step is over
+        raise RuntimeError("planted discovery failure")
+
+    def on_step(step: str) -> None:
+        if step == "changes":
+            mining_done.set()
+
+    monkeypatch.setattr(mining, "discover_from", planted)
+    cfg = load_config(demo_copy("cjm-discovery-fails-"))
+    with pytest.raises(MiningError, match="process model discovery failed: RuntimeError: planted"):
+        run_night(cfg, on_step=on_step)
+    runs = load_runs(cfg.runs_dir)
+    assert [(r.status, r.failed_step) for r in runs] == [("failed", "publish")]
+    assert not cfg.warehouse_path.exists()
+    assert sorted(p.name for p in cfg.warehouse_path.parent.iterdir()) == ["cjm.duckdb.lock"]
+    assert _DISCOVERIES == {}
+    assert sys.getswitchinterval() == pytest.approx(0.005)  # given back when the thread ended
