@@ -148,7 +148,7 @@ TEXT = {
     ),
     "discovered_model_edges": (
         "mining",
-        "`cjm_analytics.mining.build_mining` (pm4py on the aggregates)",
+        "`cjm_analytics.mining.build_mining` (pm4py on the aggregates; a night's discovery is finished and this table written at publish, ADR 0123)",
         "Grain: one row per edge of a discovered model. Key: (model, level, from_node, to_node).\nThe arcs of the Petri nets discovered by the inductive miner (from variant counts) and the heuristics net (from the DFG), at event and stage level; node kinds (`place`, `activity` = a visible transition, `silent` = an invisible one), `transition_count` and heuristics `dependency` where defined. The model files (.ptml, .pnml, .bpmn) are in `runs/<run_id>/`.",
     ),
     "stage_variant_fitness": (
