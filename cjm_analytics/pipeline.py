@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -349,14 +350,24 @@ def _warm_imports() -> threading.Thread:
     import importlib
 
     def run() -> None:
-        for target in WARM_IMPORTS:
-            name, _, function = target.partition(":")
-            try:
-                module = importlib.import_module(name)
-                if function:
-                    getattr(module, function)()
-            except Exception as exc:  # reported again by the step that imports it
-                log.debug("warming import %s failed: %s", target, exc)
+        try:
+            for target in WARM_IMPORTS:
+                name, _, function = target.partition(":")
+                try:
+                    module = importlib.import_module(name)
+                    if function:
+                        getattr(module, function)()
+                except Exception as exc:  # reported again by the step that imports it
+                    log.debug("warming import %s failed: %s", target, exc)
+        finally:
+            sys.setswitchinterval(interval)
+
+    from cjm_analytics.mining import SHORT_SWITCH_INTERVAL
+
+    # the imports hold the interpreter lock for seconds; the build step's short statements
+    # would wait up to the switch interval for it after each one (see mining.Discovery)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, SHORT_SWITCH_INTERVAL))
 
     thread = threading.Thread(target=run, name="cjm-warm-imports", daemon=True)
     thread.start()

@@ -112,6 +112,7 @@ def test_warm_imports_load_the_later_steps_libraries_and_never_fail_the_build(
     )
     with caplog.at_level(logging.DEBUG, logger="cjm_analytics.pipeline"):
         pipeline._warm_imports().join()
+    assert sys.getswitchinterval() == pytest.approx(0.005)  # given back by the thread
     assert {"pm4py", "scipy.stats", "plotly.graph_objects"} <= set(sys.modules)
     failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
     assert len(failed) == 2, failed
