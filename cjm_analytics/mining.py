@@ -19,12 +19,13 @@ import logging
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import accumulate, groupby, pairwise
+from itertools import accumulate, chain, groupby, pairwise, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -361,16 +362,20 @@ def uvcl_dfg(log: Variants) -> Any:
     graph = dfg.graph
     starts: Counter[Any] = Counter()
     ends: Counter[Any] = Counter()
+    # Every variant once, in one C call each (the keys in the order of first occurrence, as
+    # pm4py's loop inserts them), then the extra journeys of the variants seen more than
+    # once, whose keys are there already. `_count_elements` is what Counter.update calls
+    # for an iterable, without a Python call and an isinstance check per variant.
+    paths = [path for path in log if path]
+    _count_elements(graph, chain.from_iterable(map(pairwise, paths)))
+    _count_elements(starts, map(itemgetter(0), paths))
+    _count_elements(ends, map(itemgetter(-1), paths))
     for path, count in log.items():
-        if not path:
-            continue
-        if count == 1:  # most variants: counted in C, same keys in the same order
-            graph.update(pairwise(path))
-        else:
+        if count > 1 and path:
             for pair in pairwise(path):
-                graph[pair] += count
-        starts[path[0]] += count
-        ends[path[-1]] += count
+                graph[pair] += count - 1
+            starts[path[0]] += count - 1
+            ends[path[-1]] += count - 1
     for activity in sorted(starts):
         dfg.start_activities[activity] = starts[activity]
     for activity in sorted(ends):
@@ -587,11 +592,15 @@ def project_concurrency(log: Variants, groups: list[Any]) -> list[Variants]:
     lambda per activity; `group.__contains__` runs the same test inside `filter`, in C
     (ADR 0118)."""
     logs: list[Variants] = []
+    paths = list(log)
+    repeated = [(path, count) for path, count in log.items() if count > 1]
     for group in groups:
         keep = group.__contains__
         projected: Variants = Counter()
-        for path, count in log.items():
-            projected[tuple(filter(keep, path))] += count
+        # each variant once in C (keys in first-occurrence order), then the extra counts
+        _count_elements(projected, map(tuple, map(filter, repeat(keep), paths)))
+        for path, count in repeated:
+            projected[tuple(filter(keep, path))] += count - 1
         logs.append(projected)
     return logs
 
