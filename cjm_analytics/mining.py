@@ -704,13 +704,6 @@ def discovery_inputs(con: duckdb.DuckDBPyConnection) -> dict[str, LevelInputs]:
     return found
 
 
-def discover_journey_models(
-    con: duckdb.DuckDBPyConnection, settings: MiningSettings, out_dir: Path
-) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
-    """`discover_from` the warehouse's stored aggregates."""
-    return discover_from(discovery_inputs(con), settings, out_dir)
-
-
 def discover_from(
     inputs: dict[str, LevelInputs], settings: MiningSettings, out_dir: Path
 ) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -35,6 +35,9 @@ from cjm_analytics.history import RunRecord, utc_now
 
 #: The lake's state file (manifest, identity state): see cjm_analytics/ingest/lake.py.
 STATE_FILE = "state.duckdb"
+
+if TYPE_CHECKING:  # mining is imported by the step that runs it
+    from cjm_analytics.mining import Discovery
 
 log = logging.getLogger(__name__)
 STEPS: tuple[str, ...] = ("ingest", "build", "stages", "mining", "changes", "report", "publish")
@@ -80,7 +83,7 @@ _RUN_LOCKS: dict[str, int] = {}
 #: run id -> the pm4py discovery its mining step left running; finished at publish, where
 #: it writes `discovered_model_edges` (ADR 0123). Nothing after mining reads that table or
 #: the model files, so the discovery runs beside changes, report and publish.
-_DISCOVERIES: dict[str, Any] = {}
+_DISCOVERIES: dict[str, Discovery] = {}
 
 
 def _acquire_run_lock(target: Path, run_id: str) -> None:
