@@ -7,6 +7,7 @@ folder rehashes every raw file once (the file-hash cache is keyed by absolute pa
 
     .venv/bin/python bench/incremental_harness.py base            # once: the first night
     .venv/bin/python bench/incremental_harness.py inc 2> inc.log  # each try
+    .venv/bin/python bench/incremental_harness.py full 2> full.log  # the full rebuild of a copy
 
 `--keep-fingerprint` lets an incremental night carry a base built by other code (the
 code's fingerprint otherwise forces a full rebuild); use it only for code whose results

@@ -17,7 +17,6 @@ import fcntl
 import logging
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -352,8 +351,11 @@ def _warm_imports() -> threading.Thread:
     imports beside it. A failure is left for the step that needs the module to report."""
     import importlib
 
+    from cjm_analytics.mining import short_switch_interval
+
     def run() -> None:
-        try:
+        # the imports hold the interpreter lock for seconds beside the build step's statements
+        with short_switch_interval():
             for target in WARM_IMPORTS:
                 name, _, function = target.partition(":")
                 try:
@@ -362,15 +364,6 @@ def _warm_imports() -> threading.Thread:
                         getattr(module, function)()
                 except Exception as exc:  # reported again by the step that imports it
                     log.debug("warming import %s failed: %s", target, exc)
-        finally:
-            sys.setswitchinterval(interval)
-
-    from cjm_analytics.mining import SHORT_SWITCH_INTERVAL
-
-    # the imports hold the interpreter lock for seconds; the build step's short statements
-    # would wait up to the switch interval for it after each one (see mining.Discovery)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, SHORT_SWITCH_INTERVAL))
 
     thread = threading.Thread(target=run, name="cjm-warm-imports", daemon=True)
     thread.start()
