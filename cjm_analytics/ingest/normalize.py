@@ -1,10 +1,11 @@
 """Map `raw_rows` to the canonical event schema, validate, and route failures to rejects.
 
 Input: the TEMP tables a reader leaves (`raw_rows`, `read_rejects`) and the source's
-`RawFile` column map. Output: the file's events (schema.LAKE_EVENT_COLUMNS, returned and
-registered as `file_events`) and the TEMP table `row_rejects` (source_row, column_name,
-reason), where each rejected
-row appears once with the first reason found. A wide record's row is loaded only when all
+`RawFile` column map. Output: the file's events (schema.LAKE_EVENT_COLUMNS, returned by
+`normalize`; `reject_loaded_duplicates` then drops the rows whose event id an earlier file
+loaded and registers the rest as `file_events`) and the TEMP table `row_rejects`
+(source_row, column_name, reason), where each rejected row appears once with the first
+reason found. A wide record's row is loaded only when all
 its events are valid. Every value from journey.yaml reaches SQL as a named parameter;
 column names are the generated `c0, c1, ...`.
 
@@ -22,6 +23,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cjm_analytics import pii
 from cjm_analytics.config import Condition, SourceConfig
@@ -59,11 +61,12 @@ class FileContext:
 def normalize(
     con: duckdb.DuckDBPyConnection, raw: RawFile, cfg: SourceConfig, ctx: FileContext
 ) -> pa.Table:
-    """raw_rows -> row_rejects (TEMP table) + file_events (a registered Arrow table).
+    """raw_rows -> row_rejects (TEMP table) and the events of the rows that pass (Arrow).
 
     One statement maps and checks every event into `checked` (only the columns the lake
-    and the rejects need); the duplicate-id check and `file_events` then read `checked`
-    without the rejected rows (ADR 0074)."""
+    and the rejects need); the duplicate-id check and the events then read `checked`
+    without the rejected rows (ADR 0074). Reads nothing earlier files loaded: the ids they
+    loaded are checked by `reject_loaded_duplicates`, which must follow (ADR 0124)."""
     specs = event_specs(cfg)
     _require_columns(raw, cfg, ctx.source_file)
     params: dict[str, Any] = {**raw.params, **_context_params(cfg, ctx)}
@@ -75,7 +78,25 @@ def normalize(
     for statement in _row_rejects_sql(every_spec_conditional).split(";"):
         if statement.strip():
             run(con, statement, params)
-    events = to_arrow(con, _events_sql(), params)
+    return to_arrow(con, _events_sql(), params)
+
+
+def reject_loaded_duplicates(
+    con: duckdb.DuckDBPyConnection, events: pa.Table, source: str
+) -> pa.Table:
+    """The file's events without the rows whose event id an earlier file already brought
+    (`loaded_event_ids`); those rows, and the rows with an id repeated inside the file
+    (`file_duplicates`, from normalize), go to `row_rejects`, each once with its first
+    event's reason. Registers the result as `file_events`.
+
+    The only step of a file that reads what earlier files loaded: ingest runs it, and the
+    commit, in file order, while the next file is read and checked (ADR 0124)."""
+    run(con, _LOADED_DUPLICATES_SQL, {"source": source})
+    loaded = con.execute("SELECT DISTINCT source_row FROM loaded_duplicates").fetchall()
+    run(con, _DUPLICATE_REJECTS_SQL)
+    if loaded:
+        rows = pa.array([row[0] for row in loaded], pa.int64())
+        events = events.filter(pc.invert(pc.is_in(events["source_row"], value_set=rows)))
     register_file_events(con, events)
     return events
 
@@ -434,7 +455,10 @@ def _record_order_sql(cfg: SourceConfig) -> str:
 
 
 def _row_rejects_sql(every_spec_conditional: bool = True) -> str:
-    """Each failing row once, first reason first; then duplicates among the rows that pass.
+    """Each failing row once, first reason first; then the rows that pass their own checks
+    (`file_candidates`), and among them the copies of an event id repeated in the file
+    (`file_duplicates`, one row per copy; `reject_loaded_duplicates` rejects them with the
+    ids earlier files loaded).
 
     A row can match no event only when every event spec has `when` conditions (a spec
     without one takes every row), so only then are rows missing from `checked` looked for.
@@ -449,30 +473,23 @@ CREATE OR REPLACE TEMP TABLE row_rejects AS
 SELECT source_row, arg_min(column_name, source_event_seq) AS column_name,
     arg_min(reason, source_event_seq) AS reason
 FROM checked WHERE reason IS NOT NULL GROUP BY source_row{no_event if every_spec_conditional else ""};
-INSERT INTO row_rejects
-WITH candidates AS (
-    SELECT c.source_row, c.source_event_seq, c.event_id, c.id_column
-    FROM checked c ANTI JOIN row_rejects f ON f.source_row = c.source_row
-),
-repeated_ids AS (
-    SELECT event_id FROM candidates GROUP BY event_id HAVING count(*) > 1
+CREATE OR REPLACE TEMP TABLE file_candidates AS
+SELECT c.source_row, c.source_event_seq, c.event_id, c.id_column
+FROM checked c ANTI JOIN row_rejects f ON f.source_row = c.source_row;
+CREATE OR REPLACE TEMP TABLE file_duplicates AS
+WITH repeated_ids AS (
+    SELECT event_id FROM file_candidates GROUP BY event_id HAVING count(*) > 1
 ),
 repeated AS (
-    SELECT c.* FROM candidates c SEMI JOIN repeated_ids d ON c.event_id IS NOT DISTINCT FROM d.event_id
+    SELECT c.* FROM file_candidates c SEMI JOIN repeated_ids d ON c.event_id IS NOT DISTINCT FROM d.event_id
 )
-SELECT source_row, arg_min(column_name, source_event_seq), arg_min(reason, source_event_seq) FROM (
-    SELECT source_row, source_event_seq, id_column AS column_name,
-        'duplicate event id ' || event_id || ' in this file (first at row ' || first_row || ')' AS reason
-    FROM (
-        SELECT *, min(source_row) OVER (PARTITION BY event_id) AS first_row,
-            row_number() OVER (PARTITION BY event_id ORDER BY source_row, source_event_seq) AS copy_number
-        FROM repeated
-    ) WHERE copy_number > 1
-    UNION ALL
-    SELECT c.source_row, c.source_event_seq, c.id_column,
-        'duplicate event id ' || c.event_id || ': already loaded from ' || l.source_file
-    FROM candidates c JOIN loaded_event_ids l ON l.source = $source AND l.event_id = c.event_id
-) GROUP BY source_row;
+SELECT source_row, source_event_seq, id_column AS column_name,
+    'duplicate event id ' || event_id || ' in this file (first at row ' || first_row || ')' AS reason
+FROM (
+    SELECT *, min(source_row) OVER (PARTITION BY event_id) AS first_row,
+        row_number() OVER (PARTITION BY event_id ORDER BY source_row, source_event_seq) AS copy_number
+    FROM repeated
+) WHERE copy_number > 1;
 """
 
 
@@ -500,5 +517,23 @@ def _events_sql() -> str:
     selected = [f"{expressions[name]} AS {name}" for name in LAKE_EVENT_COLUMNS]
     return (
         f"SELECT {', '.join(selected)} FROM checked c "
-        "ANTI JOIN row_rejects f ON f.source_row = c.source_row"
+        "ANTI JOIN row_rejects f ON f.source_row = c.source_row "
+        "ANTI JOIN file_duplicates d ON d.source_row = c.source_row"
     )
+
+
+# reject_loaded_duplicates: the candidates (rows that pass every check of their own) whose
+# event id an earlier file brought, then every duplicate row once, first event first
+_LOADED_DUPLICATES_SQL = """
+CREATE OR REPLACE TEMP TABLE loaded_duplicates AS
+SELECT c.source_row, c.source_event_seq, c.id_column AS column_name,
+    'duplicate event id ' || c.event_id || ': already loaded from ' || l.source_file AS reason
+FROM file_candidates c JOIN loaded_event_ids l ON l.source = $source AND l.event_id = c.event_id
+"""
+
+_DUPLICATE_REJECTS_SQL = """
+INSERT INTO row_rejects
+SELECT source_row, arg_min(column_name, source_event_seq), arg_min(reason, source_event_seq)
+FROM (SELECT * FROM file_duplicates UNION ALL SELECT * FROM loaded_duplicates)
+GROUP BY source_row
+"""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import glob
 import re
+import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +25,12 @@ from cjm_analytics.ingest._sql import generated_names, run
 from cjm_analytics.ingest.csv_source import EmptyFileError, delimiter_hint, read_csv_file
 from cjm_analytics.ingest.jsonl_source import read_jsonl_file
 from cjm_analytics.ingest.mapping import needed_columns, time_columns
-from cjm_analytics.ingest.normalize import FileContext, normalize, register_file_events
+from cjm_analytics.ingest.normalize import (
+    FileContext,
+    normalize,
+    register_file_events,
+    reject_loaded_duplicates,
+)
 from cjm_analytics.ingest.parquet_source import read_parquet_file, read_xes_file
 from cjm_analytics.ingest.raw import RawFile, create_read_rejects
 
@@ -79,6 +86,12 @@ class IngestSummary:
         return [f for f in self.files if f.status == "failed"]
 
 
+#: Files in progress at once (ADR 0124): a file is read and checked while the file before
+#: it is committed. The commits keep the files' order, so the lake and its manifest are
+#: the same as with one file at a time.
+INGEST_WORKERS = 2
+
+
 def ingest(
     cfg: JourneyConfig,
     as_of: datetime | None = None,
@@ -92,17 +105,76 @@ def ingest(
     and gives the same lake (lake.first_ingested)."""
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
     salt = cfg.pii_salt()
-    results: list[FileResult] = []
+    files = [
+        (name, source, path)
+        for name, source in cfg.sources.items()
+        for path in find_files(cfg, source)
+    ]
     con = lake.open_state(cfg)
     try:
-        for name, source in cfg.sources.items():
-            for path in find_files(cfg, source):
-                sha = lake.file_sha256(con, path)
-                file_as_of = _first_ingested(first_ingested, name, sha, as_of)
-                results.append(_ingest_file(con, cfg, name, source, path, file_as_of, salt, sha))
+        results = _ingest_files(con, cfg, files, as_of, first_ingested, salt)
     finally:
         con.close()
     return IngestSummary(results)
+
+
+class _Turns:
+    """The order of the files' commits: file i commits after file i - 1 has finished. When
+    a file fails unexpectedly, the files after it commit nothing."""
+
+    def __init__(self, count: int) -> None:
+        self._done = [threading.Event() for _ in range(count)]
+        self.stopped = threading.Event()
+
+    def wait_for(self, index: int) -> None:
+        if index > 0:
+            self._done[index - 1].wait()
+        if self.stopped.is_set():
+            raise IngestError("ingest stopped: an earlier file failed")
+
+    def done(self, index: int) -> None:
+        self._done[index].set()
+
+
+def _ingest_files(
+    con: duckdb.DuckDBPyConnection,
+    cfg: JourneyConfig,
+    files: list[tuple[str, SourceConfig, Path]],
+    as_of: datetime,
+    first: Mapping[tuple[str, str], datetime] | None,
+    salt: str,
+) -> list[FileResult]:
+    """Every file on a connection of its own (the TEMP tables of reading and checking are
+    per connection), INGEST_WORKERS at a time; results in the files' order."""
+    turns = _Turns(len(files))
+    opening = threading.Lock()
+
+    def one(index: int, name: str, source: SourceConfig, path: Path) -> FileResult:
+        try:
+            with opening:
+                cursor = con.cursor()
+            try:
+                file_as_of = as_of
+                sha = lake.file_sha256(cursor, path)
+                file_as_of = _first_ingested(first, name, sha, as_of)
+                return _ingest_file(cursor, cfg, name, source, path, file_as_of, salt, sha,
+                                    lambda: turns.wait_for(index))  # fmt: skip
+            finally:
+                cursor.close()
+        except BaseException:
+            turns.stopped.set()
+            raise
+        finally:
+            turns.done(index)
+
+    with ThreadPoolExecutor(max_workers=INGEST_WORKERS, thread_name_prefix="cjm-ingest") as pool:
+        futures = [pool.submit(one, i, *file) for i, file in enumerate(files)]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            turns.stopped.set()
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def _first_ingested(
@@ -137,22 +209,44 @@ def _ingest_file(
     as_of: datetime,
     salt: str,
     sha: str,
+    my_turn: Callable[[], None],
 ) -> FileResult:
+    """Read and check one file, then (after `my_turn()` returns: the earlier files are
+    committed) reject the ids earlier files loaded and commit it."""
     shown = _display_path(cfg, path)
+    ctx = FileContext(name, shown, as_of, salt, cfg.pii.default_country_code)
+    prepared: tuple[RawFile, pa.Table] | FileResult | str | None = None
+    if lake.is_loaded(con, name, sha) is None:  # else skipped below: nothing to read
+        try:
+            create_read_rejects(con)
+            raw = read_source_file(con, cfg, source, path)
+            prepared = (raw, normalize(con, raw, source, ctx))
+        except EmptyFileError as exc:
+            prepared = str(exc).replace(str(path), shown)
+        except (IngestError, duckdb.Error) as exc:
+            prepared = _failed(name, shown, sha, exc, path)
+    my_turn()
+    # again in file order: an earlier file of this run may have brought the same content
     earlier = lake.is_loaded(con, name, sha)
     if earlier is not None:
         note = None if earlier == shown else f"same content as {earlier}"
         return FileResult(name, shown, "skipped", sha, message=note)
-    ctx = FileContext(name, shown, as_of, salt, cfg.pii.default_country_code)
+    if isinstance(prepared, FileResult):
+        return prepared
+    if prepared is None:  # not loaded before its turn, so not after it either
+        raise AssertionError(f"{shown}: left out of the manifest")
+    if isinstance(prepared, str):
+        return _commit_empty(con, name, shown, sha, prepared, as_of)
+    raw, events = prepared
     try:
-        create_read_rejects(con)
-        raw = read_source_file(con, cfg, source, path)
-        events = normalize(con, raw, source, ctx)
-    except EmptyFileError as exc:
-        return _commit_empty(con, name, shown, sha, str(exc), as_of)
-    except (IngestError, duckdb.Error) as exc:
-        return FileResult(name, shown, "failed", sha, message=str(exc).replace(str(path), shown))
+        events = reject_loaded_duplicates(con, events, name)
+    except duckdb.Error as exc:
+        return _failed(name, shown, sha, exc, path)
     return _commit(con, cfg, raw, ctx, sha, events)
+
+
+def _failed(name: str, shown: str, sha: str, exc: Exception, path: Path) -> FileResult:
+    return FileResult(name, shown, "failed", sha, message=str(exc).replace(str(path), shown))
 
 
 def read_source_file(
