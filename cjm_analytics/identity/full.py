@@ -47,7 +47,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
         "FROM stitch_event_ids e JOIN node_customer nc USING (node_id) WHERE nc.customer_id IS NOT NULL "
         "GROUP BY e.event_key), "
         "keyed AS (SELECT k.source, k.event_id, c.customer_id FROM chosen c "
-        "JOIN stitch_source k USING (event_key)) "
+        "JOIN (SELECT rowid AS event_key, source, event_id FROM stitch_source) k USING (event_key)) "
         f"SELECT {columns}, c.customer_id FROM stg_events s "
         "LEFT JOIN keyed c ON c.source = s.source AND c.event_id = s.event_id"
     )

@@ -43,16 +43,18 @@ def identifier_rows(table: str, key: str) -> str:
 def _identifier_tables(con: duckdb.DuckDBPyConnection, cfg: JourneyConfig) -> None:
     """stitch_event_ids (event_key, node_id, kind, rank), stitch_nodes, stitch_pairs."""
     _kind_tables(con, cfg)
-    # stg_events is a view over the lake's Parquet (ADR 0090): it has no rowid, so the event
-    # keys are numbered once here, on a narrow copy, and map back by (source, event_id)
+    # stg_events is a view over the lake's Parquet (ADR 0090): it has no rowid, so the events
+    # are copied once, narrow, and an event's key is its rowid in that copy; it maps back by
+    # (source, event_id). Numbering them with row_number() OVER () read the lake on one
+    # thread (10M: 6.8 s against 4.3 s, ADR 0125)
     identifiers = ", ".join(dict.fromkeys(IDENTIFIER_COLUMNS.values()))
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE stitch_source AS SELECT row_number() OVER () AS event_key, "
-        f"source, event_id, {identifiers} FROM stg_events"
+        "CREATE OR REPLACE TEMP TABLE stitch_source AS "
+        f"SELECT source, event_id, {identifiers} FROM stg_events"
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stitch_raw AS "
-        + identifier_rows("stitch_source", "event_key")
+        + identifier_rows("stitch_source", "rowid AS event_key")
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stitch_nodes AS "
