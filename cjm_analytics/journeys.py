@@ -140,6 +140,43 @@ def build_journey_models(
     return _summary(con, cfg, as_of_utc, built)
 
 
+#: Rows per statement when `touchpoints` is written in ranges of customers (ADR 0126).
+CUSTOMER_RANGE_ROWS = 5_000_000
+
+
+def materialize_touchpoints(con: duckdb.DuckDBPyConnection, model: warehouse.Model) -> None:
+    """`touchpoints` in ranges of customers, each range one statement appended in order
+    (ADR 0126): the table and its order (customer_id, then each customer's order) are the
+    model's, but each statement's hash join and sort hold 1/k of the rows, which at 10M
+    and a 3GB memory limit no longer spill. Up to CUSTOMER_RANGE_ROWS rows: one statement.
+    In the caller's transaction."""
+    rows = int(_scalar(con, "SELECT count(*) FROM int_touchpoint_sequence") or 0)
+    parts = -(-rows // CUSTOMER_RANGE_ROWS)
+    cuts: list[str] = []
+    if parts > 1:
+        # the customers that cut the rows into `parts` equal ranges (a cut starts a range)
+        found = _scalar(
+            con,
+            "SELECT quantile_disc(customer_id, [i / $parts for i in range(1, $parts)]) "
+            "FROM int_touchpoint_sequence",
+            {"parts": parts},
+        )
+        cuts = sorted(set(found or []))
+    table = warehouse.quote_identifier(model.name)
+    for index in range(len(cuts) + 1):
+        low = cuts[index - 1] if index > 0 else None
+        high = cuts[index] if index < len(cuts) else None
+        where = " AND ".join(
+            condition
+            for condition, bound in (("customer_id >= $low", low), ("customer_id < $high", high))
+            if bound is not None
+        )
+        select = f"SELECT * FROM ({model.sql}) WHERE {where}" if where else model.sql
+        statement = f"INSERT INTO {table} " if index else f"CREATE OR REPLACE TABLE {table} AS "
+        bound = {name: value for name, value in (("low", low), ("high", high)) if value is not None}
+        con.execute(statement + select, bound or None)
+
+
 def materialize_time_to_next(con: duckdb.DuckDBPyConnection, model: warehouse.Model) -> None:
     """`int_stage_time_to_next` from the rows its SQL returns (the facts at risk in order,
     and the segment groups' names): Kaplan-Meier quantiles per group and stage by
@@ -258,7 +295,9 @@ def _require_events(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+def _scalar(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None = None
+) -> Any:
     rows = con.execute(sql, params or []).fetchall()
     return rows[0][0] if rows else None
 

@@ -188,8 +188,10 @@ def _strip_comments(sql: str) -> str:
 
 #: Models whose SQL returns the input of a Python function that writes the table (model
 #: name -> "module:function", called with the connection and the model): for a computation
-#: SQL does slowly, the Kaplan-Meier estimate per segment group (ADR 0121).
+#: SQL does slowly: the Kaplan-Meier estimate per segment group (ADR 0121); or for a model
+#: whose one statement spills: `touchpoints`, written in ranges of customers (ADR 0126).
 FINISHED_IN_PYTHON: dict[str, str] = {
+    "touchpoints": "cjm_analytics.journeys:materialize_touchpoints",
     "int_stage_time_to_next": "cjm_analytics.journeys:materialize_time_to_next",
 }
 

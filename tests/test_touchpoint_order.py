@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from stage_builders import T0, event, load_events, stage_config
+import pytest
+from stage_builders import (
+    FIVE_STAGES,
+    MINI_AS_OF_DAY,
+    MINI_EVENTS,
+    T0,
+    event,
+    load_events,
+    stage_config,
+)
 
-from cjm_analytics import warehouse
+from cjm_analytics import journeys, warehouse
 from cjm_analytics.journeys import build_journey_models
 
 
@@ -28,3 +37,24 @@ def test_a_rows_events_at_one_instant_follow_source_event_seq_not_event_id() -> 
         ).fetchall()
     # (mining takes its order from touchpoint_seq: sql/mining/journey_steps.sql)
     assert got == [(1, "entered"), (2, "queued"), (3, "answered")]
+
+
+def test_touchpoints_written_in_customer_ranges_equal_one_statement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ADR 0126: a table written range by range keeps the rows, the types and the order
+    cfg = stage_config(FIVE_STAGES, "buy")
+    as_of = T0 + timedelta(days=MINI_AS_OF_DAY)
+    tables = []
+    for rows_per_range in (journeys.CUSTOMER_RANGE_ROWS, 3):
+        monkeypatch.setattr(journeys, "CUSTOMER_RANGE_ROWS", rows_per_range)
+        with warehouse.connection() as con:
+            load_events(con, MINI_EVENTS)
+            build_journey_models(con, cfg, as_of)
+            result = con.execute("SELECT * FROM touchpoints")  # the physical order
+            tables.append((result.description, result.fetchall()))
+    (types, one), (split_types, split) = tables
+    assert split == one and split_types == types
+    assert len(one) == len(MINI_EVENTS) > 3 * 3
+    ordered = [(r[2], r[11], r[4]) for r in one]  # customer_id, journey_number, touchpoint_seq
+    assert ordered == sorted(ordered)

@@ -11,7 +11,10 @@
 --   source_event_seq) stay in `events` (join on source, event_id).
 --
 -- Cost (ADR 0106): one hash join of the narrow sequence with the events' columns, and one
---   sort into journey order (the table's physical order).
+--   sort into journey order (the table's physical order). Written by
+--   cjm_analytics.journeys.materialize_touchpoints in ranges of customers (ADR 0126): this
+--   query once per range (WHERE customer_id in the range), appended in order, so that each
+--   join and sort holds part of the rows; the table is the query's.
 with
 
 sequence as (
