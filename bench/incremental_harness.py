@@ -9,6 +9,8 @@ folder rehashes every raw file once (the file-hash cache is keyed by absolute pa
     .venv/bin/python bench/incremental_harness.py inc 2> inc.log  # each try
     .venv/bin/python bench/incremental_harness.py full 2> full.log  # the full rebuild of a copy
 
+`--memory-limit 3GB` gives the base (and the nights on its copies) the benchmark's DuckDB
+memory limit; without it DuckDB takes 80% of the memory and nothing spills.
 `--keep-fingerprint` lets an incremental night carry a base built by other code (the
 code's fingerprint otherwise forces a full rebuild); use it only for code whose results
 equal the base's. `--time-build` logs the build step's parts.
@@ -58,6 +60,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=DATA_DIR / "harness" / "work")
     parser.add_argument("--keep-fingerprint", action="store_true")
     parser.add_argument("--time-build", action="store_true")
+    parser.add_argument(
+        "--memory-limit", help="DuckDB memory_limit of the base night, e.g. 3GB (the benchmark's)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("CJM_PII_SALT", BENCH_PII_SALT)
     meta, data = ensure_data(args.size), data_dir(args.size)
@@ -72,7 +77,10 @@ def main() -> None:
 
     if args.mode == "base":
         shutil.rmtree(args.base, ignore_errors=True)
-        config, as_of, work = write_config(args.base, [data / "base" / "raw"]), "base", args.base
+        settings = {"memory_limit": args.memory_limit, "temp_directory": "tmp"}
+        raw = [data / "base" / "raw"]
+        config = write_config(args.base, raw, settings if args.memory_limit else None)
+        as_of, work = "base", args.base
     else:
         shutil.rmtree(args.work, ignore_errors=True)
         subprocess.run(["cp", "-a", str(args.base), str(args.work)], check=True)
