@@ -154,11 +154,19 @@ def _ingest_files(
             with opening:
                 cursor = con.cursor()
             try:
-                file_as_of = as_of
                 sha = lake.file_sha256(cursor, path)
                 file_as_of = _first_ingested(first, name, sha, as_of)
-                return _ingest_file(cursor, cfg, name, source, path, file_as_of, salt, sha,
-                                    lambda: turns.wait_for(index))  # fmt: skip
+                return _ingest_file(
+                    cursor,
+                    cfg,
+                    name,
+                    source,
+                    path,
+                    file_as_of,
+                    salt,
+                    sha,
+                    my_turn=lambda: turns.wait_for(index),
+                )
             finally:
                 cursor.close()
         except BaseException:
