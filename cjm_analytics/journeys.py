@@ -163,17 +163,16 @@ def materialize_touchpoints(con: duckdb.DuckDBPyConnection, model: warehouse.Mod
         )
         cuts = sorted(set(found or []))
     table = warehouse.quote_identifier(model.name)
+    tests = {"low": "customer_id >= $low", "high": "customer_id < $high"}
     for index in range(len(cuts) + 1):
-        low = cuts[index - 1] if index > 0 else None
-        high = cuts[index] if index < len(cuts) else None
-        where = " AND ".join(
-            condition
-            for condition, bound in (("customer_id >= $low", low), ("customer_id < $high", high))
-            if bound is not None
-        )
+        ends = {
+            "low": cuts[index - 1] if index > 0 else None,
+            "high": cuts[index] if index < len(cuts) else None,
+        }
+        bound = {name: value for name, value in ends.items() if value is not None}
+        where = " AND ".join(tests[name] for name in bound)
         select = f"SELECT * FROM ({model.sql}) WHERE {where}" if where else model.sql
         statement = f"INSERT INTO {table} " if index else f"CREATE OR REPLACE TABLE {table} AS "
-        bound = {name: value for name, value in (("low", low), ("high", high)) if value is not None}
         con.execute(statement + select, bound or None)
 
 

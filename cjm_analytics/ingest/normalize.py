@@ -5,9 +5,9 @@ Input: the TEMP tables a reader leaves (`raw_rows`, `read_rejects`) and the sour
 `normalize`; `reject_loaded_duplicates` then drops the rows whose event id an earlier file
 loaded and registers the rest as `file_events`) and the TEMP table `row_rejects`
 (source_row, column_name, reason), where each rejected row appears once with the first
-reason found. A wide record's row is loaded only when all
-its events are valid. Every value from journey.yaml reaches SQL as a named parameter;
-column names are the generated `c0, c1, ...`.
+reason found. A wide record's row is loaded only when all its events are valid. Every value
+from journey.yaml reaches SQL as a named parameter; column names are the generated `c0,
+c1, ...`.
 
 Time: text with a UTC offset (or `Z`) keeps its instant; naive text is local time of the
 source's `timezone` (DST by ICU: a time inside the spring-forward gap does not exist and is
