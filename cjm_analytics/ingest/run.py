@@ -230,7 +230,7 @@ def _ingest_file(
             raw = read_source_file(con, cfg, source, path)
             prepared = (raw, normalize(con, raw, source, ctx))
         except EmptyFileError as exc:
-            prepared = str(exc).replace(str(path), shown)
+            prepared = _as_shown(exc, path, shown)
         except (IngestError, duckdb.Error) as exc:
             prepared = _failed(name, shown, sha, exc, path)
     my_turn()
@@ -254,7 +254,12 @@ def _ingest_file(
 
 
 def _failed(name: str, shown: str, sha: str, exc: Exception, path: Path) -> FileResult:
-    return FileResult(name, shown, "failed", sha, message=str(exc).replace(str(path), shown))
+    return FileResult(name, shown, "failed", sha, message=_as_shown(exc, path, shown))
+
+
+def _as_shown(exc: Exception, path: Path, shown: str) -> str:
+    """An error's message with the file named as the manifest shows it."""
+    return str(exc).replace(str(path), shown)
 
 
 def read_source_file(
