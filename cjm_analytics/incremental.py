@@ -10,7 +10,8 @@ therefore:
 1. compares tonight's stitched `events` with the published file's (`previous`, attached
    read-only) on their key (source, event_id) and writes `night_changed_customers`: every
    customer id, tonight's or last night's, with an event added, removed or moved to another
-   customer (a merge or a split of identities moves events);
+   customer (a merge or a split of identities moves events); after an incremental stitch,
+   from the stitch's own record of the events it added or moved (ADR 0127);
 2. runs each per-customer model (`SCOPED_MODELS`) unchanged, in an in-memory catalog whose
    inputs hold only those customers' rows (small config tables are copied whole);
 3. replaces each such table by last night's rows of the unchanged customers plus the
@@ -42,6 +43,7 @@ import duckdb
 
 from cjm_analytics import warehouse
 from cjm_analytics.config import JourneyConfig
+from cjm_analytics.identity.incremental import EVENT_MOVES
 from cjm_analytics.warehouse import Model
 
 log = logging.getLogger(__name__)
@@ -174,10 +176,15 @@ def attach_previous(con: duckdb.DuckDBPyConnection, previous: Path) -> None:
 
 def write_changed_customers(con: duckdb.DuckDBPyConnection, published: Path) -> int:
     """`night_changed_customers` from tonight's `events` against the published file's
-    (every customer when there is none to compare with); how many."""
+    (every customer when there is none to compare with); how many.
+
+    After an incremental stitch on this connection (its file a copy of the published one),
+    the stitch's own record of the events it added or moved (TEMP `stitch_event_moves`)
+    is that comparison without reading every event twice (ADR 0127)."""
     if _previous_events_readable(con, published):
         compared = (
-            _positional_comparison(con)
+            _stitch_moves(con)
+            or _positional_comparison(con)
             or f"""
     SELECT tonight.customer_id AS tonight_id, last_night.customer_id AS last_night_id
     FROM events AS tonight
@@ -204,6 +211,16 @@ SELECT * FROM final ORDER BY customer_id
 """
     )
     return int(con.execute(f"SELECT count(*) FROM {CHANGED}").fetchone()[0])  # type: ignore[index]
+
+
+def _stitch_moves(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The events' customer changes as the incremental stitch made them (see
+    `cjm_analytics.identity.incremental.EVENT_MOVES`); None when no incremental stitch ran
+    on this connection (a full stitch, or a fallback to it, writes no record)."""
+    if EVENT_MOVES not in _tables(con, "temp"):
+        return None
+    log.debug("changed customers from the incremental stitch's record of moved events")
+    return f"SELECT tonight_id, last_night_id FROM temp.{EVENT_MOVES}"
 
 
 def _positional_comparison(con: duckdb.DuckDBPyConnection) -> str | None:

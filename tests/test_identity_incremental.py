@@ -19,6 +19,7 @@ from test_identity import make_config as identity_config
 from cjm_analytics import warehouse
 from cjm_analytics.config import JourneyConfig
 from cjm_analytics.identity import StitchSummary, stitch, stitch_incremental
+from cjm_analytics.identity.incremental import EVENT_MOVES
 from cjm_analytics.ingest import lake
 from cjm_analytics.ingest.lake import INGEST_FILE_COLUMNS
 from cjm_analytics.pii import pseudonymize
@@ -76,6 +77,11 @@ class Night2:
     state: dict[str, dict[str, list[tuple[Any, ...]]]]
     scope: set[str]  # stitch_scope of the incremental way
     changed: set[str]  # customers whose events or identifiers differ, night 1 -> full night 2
+    # the incremental way's record of moved events (None: not written), and the customer
+    # pairs (night 1's, night 2's) of the events whose customer differs between its events
+    # and night 1's, compared by key
+    moves: set[tuple[str | None, str | None]] | None
+    event_moves: set[tuple[str | None, str | None]]
 
 
 def add_manifest(con: duckdb.DuckDBPyConnection) -> None:
@@ -112,12 +118,46 @@ def two_nights(
             after = owners(con)
         else:
             scope = {r[0] for r in con.execute("SELECT customer_id FROM stitch_scope").fetchall()}
+            moves, event_moves = moved_events(night1, con)
         con.close()
         with warehouse.connection(lake.state_path(cfg), read_only=True) as con:
             state[way] = {name: rows(con, name) for name in STATE}
     night1.close()
     changed = {c for c in before.keys() | after.keys() if before.get(c) != after.get(c)}
-    return Night2(summaries["full"], summaries["incremental"], tables, state, scope, changed)
+    return Night2(
+        summaries["full"], summaries["incremental"], tables, state, scope, changed, moves,
+        event_moves,
+    )  # fmt: skip
+
+
+def moved_events(
+    night1: duckdb.DuckDBPyConnection, con: duckdb.DuckDBPyConnection
+) -> tuple[set[tuple[str | None, str | None]] | None, set[tuple[str | None, str | None]]]:
+    """`con`'s TEMP stitch_event_moves as a set (None when absent), and what comparing its
+    events with night 1's by key finds: (night 1's customer, tonight's) where they differ."""
+    recorded = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+        [EVENT_MOVES],
+    ).fetchall()[0][0]
+    moves = (
+        {
+            tuple(r)
+            for r in con.execute(f"SELECT last_night_id, tonight_id FROM {EVENT_MOVES}").fetchall()
+        }
+        if recorded
+        else None
+    )
+    con.register(
+        "night1_events",
+        night1.sql("SELECT source, event_id, customer_id FROM events").to_arrow_table(),
+    )
+    found = con.execute(
+        "SELECT DISTINCT n.customer_id, e.customer_id FROM events AS e "
+        "FULL JOIN night1_events AS n ON n.source = e.source AND n.event_id = e.event_id "
+        "WHERE n.customer_id IS DISTINCT FROM e.customer_id"
+    ).fetchall()
+    con.unregister("night1_events")
+    return moves, {tuple(r) for r in found}  # type: ignore[misc]
 
 
 def rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[Any, ...]]:
@@ -145,6 +185,10 @@ def assert_same(result: Night2) -> None:
     assert result.changed <= result.scope  # complete: every changed customer is listed
     if result.incremental.mode == "incremental":
         assert result.scope == result.changed  # and exact
+        # its record of moved events is what comparing the events with night 1's finds
+        assert result.moves == result.event_moves
+    else:
+        assert result.moves is None  # a fallback leaves no record to be trusted
 
 
 @pytest.mark.parametrize("manifest", [True, False], ids=["by-file", "by-key"])

@@ -30,6 +30,12 @@ log = logging.getLogger("cjm_analytics.identity")  # the name it had before the 
 
 #: the previous night's tables an incremental stitch updates in place
 PREVIOUS_TABLES = ("events", "identity_map", "identity_merges", "identity_quality")
+#: TEMP table an incremental stitch leaves on its connection (none after a fallback): one
+#: row per distinct (last_night_id, tonight_id) customer pair of the events it added or
+#: moved to another customer (last_night_id NULL for a new event). Every other event keeps
+#: its customer, so this is what comparing `events` with last night's would find
+#: (`cjm_analytics.incremental.write_changed_customers` reads it instead, ADR 0127).
+EVENT_MOVES = "stitch_event_moves"
 
 
 def stitch_incremental(
@@ -49,6 +55,7 @@ def stitch_incremental(
     touched customer re-split for its size or a touched component over the size limit.
     """
     now = _naive_utc(now)
+    con.execute(f"DROP TABLE IF EXISTS temp.{EVENT_MOVES}")  # written only if not falling back
     reason = _previous_night_blocker(con, cfg)
     if reason is None:
         _kind_tables(con, cfg)
@@ -220,10 +227,16 @@ def _blocked_link_delta(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _write_increment(con: duckdb.DuckDBPyConnection) -> None:
-    """In one transaction: insert the new events, move the previous ones whose customer
-    changed, replace the scope's identity_map rows, rewrite identity_merges, stitch_scope."""
+    """In one transaction: record the moves (EVENT_MOVES), insert the new events, move the
+    previous ones whose customer changed, replace the scope's identity_map rows, rewrite
+    identity_merges, stitch_scope."""
     columns = ", ".join(LAKE_EVENT_COLUMNS)
     con.execute("BEGIN")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {EVENT_MOVES} AS SELECT DISTINCT old_customer_id AS "
+        "last_night_id, customer_id AS tonight_id FROM inc_event_customers "
+        "WHERE customer_id IS DISTINCT FROM old_customer_id"
+    )
     con.execute(
         "UPDATE events SET customer_id = c.customer_id FROM inc_event_customers c "
         "WHERE events.rowid = c.event_rowid AND c.customer_id IS DISTINCT FROM c.old_customer_id"
@@ -252,11 +265,10 @@ def _write_increment(con: duckdb.DuckDBPyConnection) -> None:
 def _write_scope(con: duckdb.DuckDBPyConnection) -> None:
     """stitch_scope: customers whose events (added or moved) or identifiers changed."""
     con.execute(
-        """
+        f"""
 CREATE OR REPLACE TABLE stitch_scope AS
 WITH moved AS (
-    SELECT old_customer_id, customer_id FROM inc_event_customers
-    WHERE customer_id IS DISTINCT FROM old_customer_id
+    SELECT last_night_id AS old_customer_id, tonight_id AS customer_id FROM {EVENT_MOVES}
 ),
 relabelled AS (
     SELECT old_customer_id, customer_id FROM inc_owner
