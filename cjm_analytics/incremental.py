@@ -15,7 +15,10 @@ therefore:
 2. runs each per-customer model (`SCOPED_MODELS`) unchanged, in an in-memory catalog whose
    inputs hold only those customers' rows (small config tables are copied whole);
 3. replaces each such table by last night's rows of the unchanged customers plus the
-   recomputed rows;
+   recomputed rows (then the same for the as_of-dependent per-journey models, for the
+   changed customers and those with a journey going stale tonight, ADR 0108; of those, the
+   models whose rows do not depend on as_of replace the changed customers' rows only,
+   ADR 0128);
 4. rebuilds every other model (journey status and abandonment depend on `as_of`; funnels,
    benchmarks, variants and graphs aggregate over all customers) from the merged tables.
 
@@ -78,6 +81,12 @@ SCOPED_MODELS: frozenset[str] = frozenset(
 AS_OF_MODELS: frozenset[str] = frozenset(
     {"journeys", "int_journey_stage_facts", "int_journey_segments", "int_stage_entry_segments"}
 )
+#: Models of the as_of batch whose rows do not depend on as_of: they read the batch's tables
+#: only through columns that a journey going stale leaves unchanged (segment values; test:
+#: tests/test_incremental.py computes them at two as_of and requires the same rows). They run
+#: with the batch, but replace the rows of the changed customers only: a customer whose
+#: journey merely went stale keeps last night's rows, which are tonight's (ADR 0128).
+AS_OF_FREE_MODELS: frozenset[str] = frozenset({"int_journey_segments", "int_stage_entry_segments"})
 #: TEMP table: the customers the as_of-dependent models are recomputed for.
 STALING = "night_staling_customers"
 #: All-customer count tables kept by difference (ADR 0109): model -> its key columns. Each
@@ -323,7 +332,7 @@ def run_models(
             built += warehouse.run_models(con, scoped)
         else:
             built += _run_scoped(con, scoped, batch.scope, counted)
-            carried |= {m.name: batch.scope for m in scoped}
+            carried |= {m.name: _merge_scope(m.name, batch.scope) for m in scoped}
         remaining = [m for m in remaining if m not in before and m not in scoped]
     additive = [m for m in remaining if m.name in ADDITIVE_MODELS]
     if additive:
@@ -418,9 +427,10 @@ def _count_scope(
     Neither side reads the whole tables again where a batch's merge has the rows (ADR
     0119): the as_of batch recomputed and replaced exactly the STALING customers' rows, and
     kept both (`night_recomputed_<table>`, `night_replaced_<table>`). The per-customer
-    batch replaced only the changed customers' rows (kept); tonight's rows of its tables
-    are copied from this file, and last night's are the replaced ones plus tonight's rows
-    of the other customers, which it left unchanged.
+    batch, and the as_of batch for its AS_OF_FREE_MODELS (ADR 0128), replaced only the
+    changed customers' rows (kept); tonight's rows of those tables are copied from this
+    file, and last night's are the replaced ones plus tonight's rows of the other
+    customers, which the merge left unchanged.
     """
     home = _home(con)
     con.execute(f"ATTACH ':memory:' AS {SCOPE}")
@@ -638,6 +648,11 @@ def _home(con: duckdb.DuckDBPyConnection) -> str:
     return str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
 
 
+def _merge_scope(model: str, scope: str) -> str:
+    """The customers whose rows of `model` a batch scoped by `scope` replaces."""
+    return CHANGED if model in AS_OF_FREE_MODELS and scope == f"temp.{STALING}" else scope
+
+
 def _run_scoped(
     con: duckdb.DuckDBPyConnection, models: list[Model], scope: str, counted: dict[str, set[str]]
 ) -> list[str]:
@@ -662,6 +677,9 @@ def _run_scoped(
             f"FROM {PREVIOUS}.journeys AS j SEMI JOIN {customers} AS c "
             "ON j.customer_id = c.customer_id"
         )
+    narrowed = [m.name for m in models if _merge_scope(m.name, scope) != scope]
+    if narrowed:
+        _narrowed_journeys(con, home, narrowed)
     journeys = "SELECT journey_id FROM temp.night_scope_journeys"
     read = _read_columns(con, models, inputs)
     con.execute(f"ATTACH ':memory:' AS {SCOPE}")
@@ -680,7 +698,11 @@ def _run_scoped(
         began = time.process_time()
         with warehouse.transaction(con):  # the batch's tables, one commit (ADR 0116)
             for model in models:
-                _merge(con, home, model.name, scope, counted.get(model.name))
+                merge_scope = _merge_scope(model.name, scope)
+                _merge(
+                    con, home, model.name, merge_scope, counted.get(model.name),
+                    narrowed=merge_scope != scope,
+                )  # fmt: skip
         log.debug("scoped models merged: %.2f CPU s", time.process_time() - began)
     finally:
         con.execute(f'USE "{home}"')
@@ -802,18 +824,42 @@ def _journey_keyed(con: duckdb.DuckDBPyConnection, database: str, table: str) ->
     return "journey_id" in columns and "customer_id" not in columns
 
 
+def _narrowed_journeys(con: duckdb.DuckDBPyConnection, home: str, tables: list[str]) -> None:
+    """TEMP `night_narrowed_journeys` (tonight's) and `night_narrowed_last_journeys` (last
+    night's): the journeys of the changed customers, whose rows of the AS_OF_FREE_MODELS
+    `tables` a batch of more customers replaces."""
+    if any(not _journey_keyed(con, home, t) for t in tables):
+        raise warehouse.WarehouseError(
+            f"{sorted(tables)}: an as_of-free model is merged for the changed customers by "
+            "journey_id and needs one, without a customer_id; remove it from "
+            "incremental.AS_OF_FREE_MODELS"
+        )
+    changed = f'"{home}".{CHANGED}'
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE night_narrowed_journeys AS SELECT DISTINCT t.journey_id "
+        f'FROM "{home}".touchpoints AS t SEMI JOIN {changed} AS c ON t.customer_id = c.customer_id'
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE night_narrowed_last_journeys AS SELECT j.journey_id "
+        f"FROM {PREVIOUS}.journeys AS j SEMI JOIN {changed} AS c ON j.customer_id = c.customer_id"
+    )
+
+
 def _merge(
     con: duckdb.DuckDBPyConnection,
     home: str,
     table: str,
     scope: str,
     keep_replaced: set[str] | None = None,
+    narrowed: bool = False,
 ) -> None:
     """In the build file (a copy of the published night): delete the scope customers' rows
     of `table` and insert tonight's recomputed ones; the other rows are last night's. In the
     caller's transaction. With `keep_replaced` (column names), those columns of the deleted
     rows (last night's rows of the scope customers) are kept in TEMP
-    `night_replaced_<table>`, and of the inserted ones in `night_recomputed_<table>`."""
+    `night_replaced_<table>`, and of the inserted ones in `night_recomputed_<table>`.
+    `narrowed`: the table was recomputed for more customers than `scope` (CHANGED; see
+    AS_OF_FREE_MODELS); only the changed customers' journeys are replaced."""
     if table not in _tables(con, home):
         raise warehouse.WarehouseError(
             f"table {table} is not in the night's file: an incremental night starts from a "
@@ -831,7 +877,8 @@ def _merge(
     if "customer_id" in columns:
         stale = f"customer_id IN (SELECT customer_id FROM {customers})"
     elif "journey_id" in columns:
-        stale = "journey_id IN (SELECT journey_id FROM temp.night_scope_last_journeys)"
+        last = "night_narrowed_last_journeys" if narrowed else "night_scope_last_journeys"
+        stale = f"journey_id IN (SELECT journey_id FROM temp.{last})"
     elif {"source", "event_id"} <= columns:
         stale = (
             f"(source, event_id) IN (SELECT (e.source, e.event_id) FROM {PREVIOUS}.events AS e "
@@ -841,6 +888,12 @@ def _merge(
         raise warehouse.WarehouseError(
             f"per-customer model {table} has no customer_id, journey_id or (source, event_id) "
             "to be carried forward by; remove it from incremental.SCOPED_MODELS"
+        )
+    recomputed_rows = f'{SCOPE}."{table}"'
+    if narrowed:
+        recomputed_rows = (
+            f"(SELECT * FROM {recomputed_rows} WHERE journey_id IN "
+            "(SELECT journey_id FROM temp.night_narrowed_journeys))"
         )
     began = time.perf_counter()
     if keep_replaced is not None:
@@ -853,11 +906,11 @@ def _merge(
         )
         con.execute(
             f'CREATE OR REPLACE TEMP TABLE "night_recomputed_{table}" AS '
-            f'SELECT {kept} FROM {SCOPE}."{table}"'
+            f"SELECT {kept} FROM {recomputed_rows}"
         )
     con.execute(f'DELETE FROM "{home}"."{table}" WHERE {stale}')
     deleted = time.perf_counter()
-    con.execute(f'INSERT INTO "{home}"."{table}" BY NAME SELECT * FROM {SCOPE}."{table}"')
+    con.execute(f'INSERT INTO "{home}"."{table}" BY NAME SELECT * FROM {recomputed_rows}')
     log.debug(
         "merged %s: delete %.2f s, insert %.2f s",
         table,

@@ -20,6 +20,7 @@ import pytest
 from cjm_analytics import incremental, warehouse
 from cjm_analytics.config import JourneyConfig, load_config
 from cjm_analytics.demo import truth_as_of
+from cjm_analytics.journeys import model_variables
 from cjm_analytics.pipeline import RunResult, run_night
 
 sys.path.insert(0, str(tiny.REPO / "bench"))
@@ -130,6 +131,35 @@ def test_as_of_models_are_recomputed_only_for_journeys_going_stale(nights) -> No
     assert went_stale - changed and was_open - went_stale - changed
     staling = RECOMPUTED_FOR[inc_cfg.warehouse_path]
     assert staling == len(changed | went_stale) < len(changed | was_open)
+
+
+@pytest.mark.parametrize("days", [-10, 365])
+def test_as_of_free_models_give_the_same_rows_at_another_as_of(
+    nights, tmp_path: Path, days: int
+) -> None:
+    # ADR 0128: AS_OF_FREE_MODELS replace only the changed customers' rows in the as_of
+    # batch, so their rows must not depend on as_of. Recompute the as_of batch at an earlier
+    # as_of (journeys open again) and a year later (every journey stale): `journeys` changes,
+    # these must not.
+    _, (full_cfg, full) = nights
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(full_cfg.warehouse_path, copy)
+    batch = [m for m in warehouse.discover_models() if m.name in incremental.AS_OF_MODELS]
+    free = sorted(incremental.AS_OF_FREE_MODELS)
+    assert set(free) < {m.name for m in batch}
+    with warehouse.connection(copy) as con:
+        as_of = con.execute("SELECT as_of FROM runs").fetchall()[0][0]
+        before = {t: _sorted_rows(con, t) for t in [*free, "journeys"]}
+        warehouse.set_variables(con, model_variables(full_cfg, as_of + timedelta(days=days)))
+        warehouse.run_models(con, batch)
+        after = {t: _sorted_rows(con, t) for t in [*free, "journeys"]}
+    assert before["journeys"] != after["journeys"]  # as_of moved far enough to matter
+    for table in free:
+        assert before[table] and after[table] == before[table], table
+
+
+def _sorted_rows(con, table: str) -> list[tuple]:
+    return con.execute(f'SELECT * FROM "{table}" ORDER BY ALL').fetchall()
 
 
 def test_additive_models_are_updated_by_difference(nights) -> None:
