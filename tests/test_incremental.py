@@ -141,7 +141,7 @@ def test_as_of_free_models_give_the_same_rows_at_another_as_of(
     # batch, so their rows must not depend on as_of. Recompute the as_of batch at an earlier
     # as_of (journeys open again) and a year later (every journey stale): `journeys` changes,
     # these must not.
-    _, (full_cfg, full) = nights
+    _, (full_cfg, _) = nights
     copy = tmp_path / "copy.duckdb"
     shutil.copy(full_cfg.warehouse_path, copy)
     batch = [m for m in warehouse.discover_models() if m.name in incremental.AS_OF_MODELS]
