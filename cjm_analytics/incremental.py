@@ -442,7 +442,7 @@ def _count_scope(
         )
         read = _read_columns(con, models, inputs)
         for table in inputs:
-            if carried.get(table) == f"temp.{STALING}":  # recomputed for exactly these
+            if _recomputed_for(table, carried) == f"temp.{STALING}":  # exactly these
                 # the columns the merge kept: those the count tables read (or all of them)
                 con.execute(
                     f'CREATE TABLE {SCOPE}."{table}" AS FROM temp."night_recomputed_{table}"'
@@ -646,6 +646,14 @@ def _changed_shared_inputs(con: duckdb.DuckDBPyConnection, models: list[Model]) 
 
 def _home(con: duckdb.DuckDBPyConnection) -> str:
     return str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+
+
+def _recomputed_for(table: str, carried: dict[str, str]) -> str | None:
+    """The customers whose tonight's rows of a carried `table` its merge kept in
+    `night_recomputed_<table>`: the batch's, also where the merge replaced fewer (the
+    AS_OF_FREE_MODELS are recomputed for the as_of batch, replaced for the changed)."""
+    scope = carried.get(table)
+    return f"temp.{STALING}" if table in AS_OF_FREE_MODELS and scope == CHANGED else scope
 
 
 def _merge_scope(model: str, scope: str) -> str:
@@ -857,7 +865,7 @@ def _merge(
     of `table` and insert tonight's recomputed ones; the other rows are last night's. In the
     caller's transaction. With `keep_replaced` (column names), those columns of the deleted
     rows (last night's rows of the scope customers) are kept in TEMP
-    `night_replaced_<table>`, and of the inserted ones in `night_recomputed_<table>`.
+    `night_replaced_<table>`, and of the recomputed ones in `night_recomputed_<table>`.
     `narrowed`: the table was recomputed for more customers than `scope` (CHANGED; see
     AS_OF_FREE_MODELS); only the changed customers' journeys are replaced."""
     if table not in _tables(con, home):
@@ -904,9 +912,9 @@ def _merge(
             f'CREATE OR REPLACE TEMP TABLE "night_replaced_{table}" AS '
             f'SELECT {kept} FROM "{home}"."{table}" WHERE {stale}'
         )
-        con.execute(
+        con.execute(  # every recomputed row, also those of a narrowed merge (_recomputed_for)
             f'CREATE OR REPLACE TEMP TABLE "night_recomputed_{table}" AS '
-            f"SELECT {kept} FROM {recomputed_rows}"
+            f'SELECT {kept} FROM {SCOPE}."{table}"'
         )
     con.execute(f'DELETE FROM "{home}"."{table}" WHERE {stale}')
     deleted = time.perf_counter()
