@@ -157,9 +157,10 @@ def _km_chunk(
     # a stable sort of 16-bit keys is a radix sort in numpy (2.5x faster here than int32's)
     by_group = np.argsort(keys.astype(np.uint16) if last - first < 2**16 else keys, kind="stable")
     group = keys[by_group] + first
-    row = (np.searchsorted(group_offsets, picked[by_group], side="right") - 1).astype(
-        run_of_row.dtype
-    )
+    # each pair's row: searched in pair order (sorted needles: 2x faster at 10M than in
+    # group order), then put in group order
+    row = (np.searchsorted(group_offsets, picked, side="right") - 1).astype(run_of_row.dtype)
+    row = row[by_group]
     del picked, keys, by_group
     run = run_of_row[row]
     event = observed[row]
