@@ -95,3 +95,33 @@ def test_dropoff_driver_of_a_failed_call(mini: Any) -> None:
 def test_q_values_are_never_below_p_values(mini: Any) -> None:
     rows = mini.execute("SELECT p_value, q_value FROM dropoff_drivers").fetchall()
     assert rows and all(q >= p - 1e-12 for p, q in rows)
+
+
+def test_page_features_drop_the_query_and_the_fragment() -> None:
+    # int_journey_touch_features' 'page' value: the url up to its first '?' or '#'. The regex
+    # runs only on urls that hold one; a newline stops it ('.' does not match it in RE2), so
+    # such a url is kept whole, as the regex alone keeps it.
+    urls = {
+        "https://x.test/a?utm_source=mail": "https://x.test/a",
+        "https://x.test/b#reviews": "https://x.test/b",
+        "https://x.test/c?q=1#top": "https://x.test/c",
+        "https://x.test/d#top?q=1": "https://x.test/d",
+        "https://x.test/e": "https://x.test/e",
+        "?only=query": "",
+        "https://x.test/f?q\nz": "https://x.test/f?q\nz",
+    }
+    model = next(m for m in warehouse.discover_models() if m.name == "int_journey_touch_features")
+    with warehouse.connection(None) as con:
+        con.execute(
+            "CREATE TABLE touchpoints (journey_id VARCHAR, touchpoint_seq BIGINT, source VARCHAR, "
+            "event_name VARCHAR, channel VARCHAR, page_url VARCHAR)"
+        )
+        con.executemany(
+            "INSERT INTO touchpoints VALUES (?, ?, 'web', 'view', NULL, ?)",
+            [[f"j{i}", i, url] for i, url in enumerate(urls)],
+        )
+        con.execute("CREATE TABLE emotion_event_kinds (kind VARCHAR, value VARCHAR)")
+        pages = con.execute(
+            f"SELECT journey_id, feature_value FROM ({model.sql}) WHERE feature_kind = 'page'"
+        ).fetchall()
+    assert sorted(pages) == sorted((f"j{i}", page) for i, page in enumerate(urls.values()))
