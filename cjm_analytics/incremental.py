@@ -804,7 +804,16 @@ def _copy_input(
     rows when it has neither (a config table)."""
     columns = _columns(con, source, table)
     if "customer_id" in columns:
-        keep = f"SEMI JOIN {customers} AS c ON s.customer_id = c.customer_id"
+        # the rows' ids first, from customer_id alone, then only those rows' columns: a
+        # semi join on customer_id read every copied column of every row. In the 10M
+        # incremental night: events (1% of rows) 0.83-1.06 -> 0.35-0.64 s, touchpoints for
+        # mining 0.23-0.36 -> 0.13-0.16 s. Copies by journey (7% of rows, for the as_of
+        # batch's customers) were slower that way (0.41 -> 0.66 s) and stay a semi join.
+        keep = (
+            f'SEMI JOIN (SELECT k.rowid AS row_id FROM "{source}"."{table}" AS k '
+            f"SEMI JOIN {customers} AS c ON k.customer_id = c.customer_id) AS picked "
+            "ON s.rowid = picked.row_id"
+        )
     elif "journey_id" in columns:
         keep = f"SEMI JOIN ({journeys}) AS j ON s.journey_id = j.journey_id"
     else:
