@@ -316,8 +316,10 @@ def run_models(
         return warehouse.run_models(con, models)
     attach_previous(con, previous)
     remaining, built = list(models), []
-    # the per-customer models merged with last night's rows -> the scope that replaced them
+    # the per-customer models merged with last night's rows -> the scope that replaced
+    # them, and the scope they were recomputed for (the merge kept those rows, ADR 0128)
     carried: dict[str, str] = {}
+    recomputed: dict[str, str] = {}
     # the merges keep the rows they replace of what the count tables read (ADR 0119)
     counted = _counted_columns(con, [m for m in models if m.name in ADDITIVE_MODELS])
     for batch in BATCHES:
@@ -333,12 +335,13 @@ def run_models(
         else:
             built += _run_scoped(con, scoped, batch.scope, counted)
             carried |= {m.name: _merge_scope(m.name, batch.scope) for m in scoped}
+            recomputed |= {m.name: batch.scope for m in scoped}
         remaining = [m for m in remaining if m not in before and m not in scoped]
     additive = [m for m in remaining if m.name in ADDITIVE_MODELS]
     if additive:
         before = _needed_before(remaining, additive)
         built += warehouse.run_models(con, before)
-        built += _run_additive(con, additive, carried)
+        built += _run_additive(con, additive, carried, recomputed)
         remaining = [m for m in remaining if m not in before and m not in additive]
     return built + warehouse.run_models(con, remaining)
 
@@ -352,7 +355,10 @@ def _counted_columns(con: duckdb.DuckDBPyConnection, models: list[Model]) -> dic
 
 
 def _run_additive(
-    con: duckdb.DuckDBPyConnection, models: list[Model], carried: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    models: list[Model],
+    carried: dict[str, str],
+    recomputed: dict[str, str],
 ) -> list[str]:
     """ADDITIVE_MODELS tables: last night's rows updated by the counts of the customers the
     as_of batch recomputed (STALING: the changed ones and those going stale), tonight's
@@ -387,7 +393,7 @@ def _run_additive(
     if not by_difference:
         return built
     began = time.process_time()
-    _count_scope(con, by_difference, sorted(inputs), carried)
+    _count_scope(con, by_difference, sorted(inputs), carried, recomputed)
     with warehouse.transaction(con):  # one commit for every table updated (ADR 0116)
         for model in by_difference:
             _apply_difference(con, model.name, ADDITIVE_MODELS[model.name])
@@ -419,6 +425,7 @@ def _count_scope(
     models: list[Model],
     inputs: list[str],
     carried: dict[str, str],
+    recomputed: dict[str, str],
 ) -> None:
     """Run `models` on the STALING customers' rows (shared tables whole), tonight's and last
     night's, into the TEMP tables `night_additive_<side>_<model>` (side: tonight,
@@ -442,7 +449,7 @@ def _count_scope(
         )
         read = _read_columns(con, models, inputs)
         for table in inputs:
-            if _recomputed_for(table, carried) == f"temp.{STALING}":  # exactly these
+            if recomputed.get(table) == f"temp.{STALING}":  # recomputed for exactly these
                 # the columns the merge kept: those the count tables read (or all of them)
                 con.execute(
                     f'CREATE TABLE {SCOPE}."{table}" AS FROM temp."night_recomputed_{table}"'
@@ -646,14 +653,6 @@ def _changed_shared_inputs(con: duckdb.DuckDBPyConnection, models: list[Model]) 
 
 def _home(con: duckdb.DuckDBPyConnection) -> str:
     return str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
-
-
-def _recomputed_for(table: str, carried: dict[str, str]) -> str | None:
-    """The customers whose tonight's rows of a carried `table` its merge kept in
-    `night_recomputed_<table>`: the batch's, also where the merge replaced fewer (the
-    AS_OF_FREE_MODELS are recomputed for the as_of batch, replaced for the changed)."""
-    scope = carried.get(table)
-    return f"temp.{STALING}" if table in AS_OF_FREE_MODELS and scope == CHANGED else scope
 
 
 def _merge_scope(model: str, scope: str) -> str:
@@ -921,7 +920,7 @@ def _merge(
             f'CREATE OR REPLACE TEMP TABLE "night_replaced_{table}" AS '
             f'SELECT {kept} FROM "{home}"."{table}" WHERE {stale}'
         )
-        con.execute(  # every recomputed row, also those of a narrowed merge (_recomputed_for)
+        con.execute(  # every recomputed row, also those a narrowed merge does not insert
             f'CREATE OR REPLACE TEMP TABLE "night_recomputed_{table}" AS '
             f'SELECT {kept} FROM {SCOPE}."{table}"'
         )

@@ -214,7 +214,7 @@ def test_an_additive_model_must_not_read_as_of(tmp_path: Path) -> None:
     sql = tmp_path / "int_x.sql"
     sql.write_text("select count(*) as n from journeys where first_touch_at < getvariable('as_of')")
     with warehouse.connection() as con, pytest.raises(warehouse.WarehouseError, match="as_of"):
-        incremental._run_additive(con, [warehouse.Model("x", "int_x", sql)], set())
+        incremental._run_additive(con, [warehouse.Model("x", "int_x", sql)], {}, {})
 
 
 def test_as_of_going_back_still_equals_a_full_recompute() -> None:
